@@ -1,0 +1,378 @@
+"""A real Kubernetes control plane on 127.0.0.1 for credop's tests and local runs.
+
+It starts etcd, kube-apiserver and kube-controller-manager built by
+``hack/build-testbed`` (what controller-runtime's envtest does), with
+certificates made by ``cryptography``, RBAC authorization, service-account
+tokens and the garbage collector, on free loopback ports. Everything it starts
+is stopped (by PID) when the context exits, and dies with this process.
+
+Use it as a context manager (``with ControlPlane.start() as cp: cp.kubeconfig``)
+or from the shell: ``python hack/testbed.py up`` prints the kubeconfig path and
+runs until interrupted.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import ctypes
+import datetime
+import ipaddress
+import os
+import shutil
+import signal
+import socket
+import ssl
+import subprocess
+import sys
+import tempfile
+import time
+import urllib.request
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import yaml
+from cryptography import x509
+from cryptography.hazmat.primitives import hashes, serialization
+from cryptography.hazmat.primitives.asymmetric import ec, rsa
+from cryptography.x509.oid import NameOID
+
+REPO = Path(__file__).resolve().parent.parent
+CACHE = Path(os.environ.get("CREDOP_CACHE", REPO / ".testbed"))
+BIN = CACHE / "bin"
+CONTROLLERS = (
+    "garbage-collector-controller,namespace-controller,serviceaccount-controller,serviceaccount-token-controller"
+)
+READY_TIMEOUT_S = 90.0
+
+
+def ensure_binaries() -> Path:
+    """Build the control plane binaries unless the cache already holds them."""
+    subprocess.run([str(REPO / "hack" / "build-testbed")], check=True)
+    return BIN
+
+
+def free_port() -> int:
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+def _die_with_parent() -> None:
+    """In the child, before exec: get SIGTERM when the parent process dies."""
+    libc = ctypes.CDLL("libc.so.6", use_errno=True)
+    pr_set_pdeathsig = 1
+    libc.prctl(pr_set_pdeathsig, signal.SIGTERM)
+
+
+@dataclass
+class Pki:
+    """Certificates for one control plane: a CA, serving, admin and SA keys."""
+
+    directory: Path
+
+    def write(self) -> None:
+        now = datetime.datetime.now(datetime.UTC)
+        ca_key = ec.generate_private_key(ec.SECP256R1())
+        ca_name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "credop-testbed-ca")])
+        ca_cert = (
+            x509.CertificateBuilder()
+            .subject_name(ca_name)
+            .issuer_name(ca_name)
+            .public_key(ca_key.public_key())
+            .serial_number(x509.random_serial_number())
+            .not_valid_before(now - datetime.timedelta(hours=1))
+            .not_valid_after(now + datetime.timedelta(days=30))
+            .add_extension(x509.BasicConstraints(ca=True, path_length=None), critical=True)
+            .add_extension(
+                x509.KeyUsage(
+                    digital_signature=True,
+                    key_cert_sign=True,
+                    crl_sign=True,
+                    content_commitment=False,
+                    key_encipherment=False,
+                    data_encipherment=False,
+                    key_agreement=False,
+                    encipher_only=False,
+                    decipher_only=False,
+                ),
+                critical=True,
+            )
+            .sign(ca_key, hashes.SHA256())
+        )
+        self._save("ca", ca_cert, ca_key)
+        sans = [
+            x509.IPAddress(ipaddress.ip_address("127.0.0.1")),
+            x509.IPAddress(ipaddress.ip_address("10.0.0.1")),
+            x509.DNSName("localhost"),
+            x509.DNSName("kubernetes.default.svc"),
+        ]
+        self._leaf("serving", "kube-apiserver", None, sans, ca_cert, ca_key, server=True)
+        self._leaf("admin", "credop-testbed-admin", "system:masters", [], ca_cert, ca_key)
+        sa_key = rsa.generate_private_key(public_exponent=65537, key_size=2048)
+        (self.directory / "sa.key").write_bytes(_private_pem(sa_key))
+        (self.directory / "sa.pub").write_bytes(
+            sa_key.public_key().public_bytes(
+                serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo
+            )
+        )
+
+    def issue_client_cert(self, *, name: str, user: str, groups: list[str]) -> tuple[Path, Path]:
+        """A client certificate for ``user`` in ``groups``, signed by the cluster CA."""
+        ca_cert = x509.load_pem_x509_certificate((self.directory / "ca.crt").read_bytes())
+        ca_key = serialization.load_pem_private_key((self.directory / "ca.key").read_bytes(), None)
+        assert isinstance(ca_key, ec.EllipticCurvePrivateKey)
+        return self._leaf(name, user, groups, [], ca_cert, ca_key)
+
+    def _leaf(
+        self,
+        name: str,
+        common_name: str,
+        organization: str | list[str] | None,
+        sans: list[x509.GeneralName],
+        ca_cert: x509.Certificate,
+        ca_key: ec.EllipticCurvePrivateKey,
+        *,
+        server: bool = False,
+    ) -> tuple[Path, Path]:
+        now = datetime.datetime.now(datetime.UTC)
+        key = ec.generate_private_key(ec.SECP256R1())
+        attributes = [x509.NameAttribute(NameOID.COMMON_NAME, common_name)]
+        orgs = [organization] if isinstance(organization, str) else (organization or [])
+        attributes += [x509.NameAttribute(NameOID.ORGANIZATION_NAME, org) for org in orgs]
+        usage = x509.oid.ExtendedKeyUsageOID.SERVER_AUTH if server else x509.oid.ExtendedKeyUsageOID.CLIENT_AUTH
+        builder = (
+            x509.CertificateBuilder()
+            .subject_name(x509.Name(attributes))
+            .issuer_name(ca_cert.subject)
+            .public_key(key.public_key())
+            .serial_number(x509.random_serial_number())
+            .not_valid_before(now - datetime.timedelta(hours=1))
+            .not_valid_after(now + datetime.timedelta(days=30))
+            .add_extension(x509.ExtendedKeyUsage([usage]), critical=False)
+        )
+        if sans:
+            builder = builder.add_extension(x509.SubjectAlternativeName(sans), critical=False)
+        return self._save(name, builder.sign(ca_key, hashes.SHA256()), key)
+
+    def _save(self, name: str, cert: x509.Certificate, key: ec.EllipticCurvePrivateKey) -> tuple[Path, Path]:
+        crt, pem = self.directory / f"{name}.crt", self.directory / f"{name}.key"
+        crt.write_bytes(cert.public_bytes(serialization.Encoding.PEM))
+        pem.write_bytes(_private_pem(key))
+        pem.chmod(0o600)
+        return crt, pem
+
+
+def _private_pem(key: ec.EllipticCurvePrivateKey | rsa.RSAPrivateKey) -> bytes:
+    return key.private_bytes(
+        serialization.Encoding.PEM,
+        serialization.PrivateFormat.PKCS8,
+        serialization.NoEncryption(),
+    )
+
+
+def write_kubeconfig(path: Path, *, server: str, ca: Path, cert: Path, key: Path, user: str) -> Path:
+    config = {
+        "apiVersion": "v1",
+        "kind": "Config",
+        "clusters": [{"name": "credop-testbed", "cluster": {"server": server, "certificate-authority": str(ca)}}],
+        "users": [{"name": user, "user": {"client-certificate": str(cert), "client-key": str(key)}}],
+        "contexts": [{"name": user, "context": {"cluster": "credop-testbed", "user": user}}],
+        "current-context": user,
+    }
+    path.write_text(yaml.safe_dump(config))
+    return path
+
+
+@dataclass
+class ControlPlane:
+    """A running etcd + kube-apiserver + kube-controller-manager."""
+
+    workdir: Path
+    api_port: int
+    processes: dict[str, subprocess.Popen[bytes]] = field(default_factory=dict)
+    keep_workdir: bool = False
+
+    @property
+    def pki(self) -> Pki:
+        return Pki(self.workdir / "pki")
+
+    @property
+    def server(self) -> str:
+        return f"https://127.0.0.1:{self.api_port}"
+
+    @property
+    def kubeconfig(self) -> Path:
+        return self.workdir / "admin.kubeconfig"
+
+    @classmethod
+    @contextlib.contextmanager
+    def start(cls, *, workdir: Path | None = None) -> Iterator[ControlPlane]:
+        ensure_binaries()
+        owned = workdir is None
+        root = Path(tempfile.mkdtemp(prefix="credop-testbed-")) if workdir is None else workdir
+        plane = cls(workdir=root, api_port=free_port(), keep_workdir=not owned)
+        try:
+            plane._boot()
+            yield plane
+        finally:
+            plane.stop()
+
+    def _boot(self) -> None:
+        started = time.monotonic()
+        (self.workdir / "pki").mkdir(parents=True, exist_ok=True)
+        (self.workdir / "logs").mkdir(exist_ok=True)
+        self.pki.write()
+        pki = self.pki.directory
+        write_kubeconfig(
+            self.kubeconfig,
+            server=self.server,
+            ca=pki / "ca.crt",
+            cert=pki / "admin.crt",
+            key=pki / "admin.key",
+            user="admin",
+        )
+        etcd_url = self._start_etcd()
+        self._start_apiserver(etcd_url)
+        self._wait_ready()
+        self._start_controller_manager()
+        self.boot_seconds = time.monotonic() - started
+
+    def _spawn(self, name: str, args: list[str]) -> None:
+        log = (self.workdir / "logs" / f"{name}.log").open("wb")
+        self.processes[name] = subprocess.Popen(
+            [str(BIN / name), *args],
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            preexec_fn=_die_with_parent,
+            cwd=self.workdir,
+        )
+
+    def _start_etcd(self) -> str:
+        client, peer = free_port(), free_port()
+        self._spawn(
+            "etcd",
+            [
+                f"--data-dir={self.workdir / 'etcd'}",
+                f"--listen-client-urls=http://127.0.0.1:{client}",
+                f"--advertise-client-urls=http://127.0.0.1:{client}",
+                f"--listen-peer-urls=http://127.0.0.1:{peer}",
+                f"--initial-advertise-peer-urls=http://127.0.0.1:{peer}",
+                f"--initial-cluster=default=http://127.0.0.1:{peer}",
+                "--unsafe-no-fsync",
+                "--log-level=warn",
+                "--quota-backend-bytes=8589934592",
+            ],
+        )
+        return f"http://127.0.0.1:{client}"
+
+    def _start_apiserver(self, etcd_url: str) -> None:
+        pki = self.pki.directory
+        self._spawn(
+            "kube-apiserver",
+            [
+                f"--etcd-servers={etcd_url}",
+                "--bind-address=127.0.0.1",
+                "--advertise-address=127.0.0.1",
+                f"--secure-port={self.api_port}",
+                f"--cert-dir={self.workdir / 'apiserver-certs'}",
+                f"--tls-cert-file={pki / 'serving.crt'}",
+                f"--tls-private-key-file={pki / 'serving.key'}",
+                f"--client-ca-file={pki / 'ca.crt'}",
+                f"--service-account-key-file={pki / 'sa.pub'}",
+                f"--service-account-signing-key-file={pki / 'sa.key'}",
+                "--service-account-issuer=https://kubernetes.default.svc.cluster.local",
+                "--api-audiences=https://kubernetes.default.svc.cluster.local",
+                "--authorization-mode=RBAC",
+                "--service-cluster-ip-range=10.0.0.0/24",
+                "--allow-privileged=true",
+                "--enable-priority-and-fairness=false",
+                "--max-requests-inflight=2000",
+                "--max-mutating-requests-inflight=1000",
+                "--v=1",
+            ],
+        )
+
+    def _start_controller_manager(self) -> None:
+        pki = self.pki.directory
+        self._spawn(
+            "kube-controller-manager",
+            [
+                f"--kubeconfig={self.kubeconfig}",
+                f"--authentication-kubeconfig={self.kubeconfig}",
+                f"--authorization-kubeconfig={self.kubeconfig}",
+                f"--controllers={CONTROLLERS}",
+                f"--service-account-private-key-file={pki / 'sa.key'}",
+                f"--root-ca-file={pki / 'ca.crt'}",
+                "--bind-address=127.0.0.1",
+                f"--secure-port={free_port()}",
+                "--leader-elect=false",
+                "--kube-api-qps=500",
+                "--kube-api-burst=1000",
+                "--concurrent-gc-syncs=20",
+                "--v=1",
+            ],
+        )
+
+    def ssl_context(self) -> ssl.SSLContext:
+        pki = self.pki.directory
+        context = ssl.create_default_context(cafile=str(pki / "ca.crt"))
+        context.load_cert_chain(str(pki / "admin.crt"), str(pki / "admin.key"))
+        return context
+
+    def _wait_ready(self) -> None:
+        deadline = time.monotonic() + READY_TIMEOUT_S
+        context = self.ssl_context()
+        last_error = "no answer"
+        while time.monotonic() < deadline:
+            for name, proc in self.processes.items():
+                if proc.poll() is not None:
+                    tail = (self.workdir / "logs" / f"{name}.log").read_text(errors="replace")[-3000:]
+                    raise RuntimeError(f"{name} exited with {proc.returncode}:\n{tail}")
+            try:
+                with urllib.request.urlopen(f"{self.server}/readyz", context=context, timeout=2) as answer:
+                    if answer.status == 200:
+                        return
+            except OSError as error:
+                last_error = str(error)
+            time.sleep(0.2)
+        raise TimeoutError(f"kube-apiserver was not ready within {READY_TIMEOUT_S}s: {last_error}")
+
+    def version(self) -> str:
+        with urllib.request.urlopen(f"{self.server}/version", context=self.ssl_context(), timeout=5) as answer:
+            return str(yaml.safe_load(answer.read())["gitVersion"])
+
+    def stop(self) -> None:
+        for proc in reversed(list(self.processes.values())):
+            if proc.poll() is None:
+                proc.terminate()
+        for proc in self.processes.values():
+            try:
+                proc.wait(timeout=15)
+            except subprocess.TimeoutExpired:
+                proc.kill()
+                proc.wait()
+        self.processes.clear()
+        if not self.keep_workdir:
+            shutil.rmtree(self.workdir, ignore_errors=True)
+
+
+def main(argv: list[str]) -> int:
+    if argv[1:2] != ["up"]:
+        print("usage: testbed.py up   # start a control plane, print its kubeconfig, run until ^C")
+        return 2
+    with ControlPlane.start() as plane:
+        print(f"control plane {plane.version()} ready in {plane.boot_seconds:.1f}s", flush=True)
+        print(f"export KUBECONFIG={plane.kubeconfig}", flush=True)
+        with contextlib.suppress(KeyboardInterrupt):
+            signal.pause()
+    return 0
+
+
+def _interrupt(signum: int, frame: object) -> None:
+    raise KeyboardInterrupt
+
+
+if __name__ == "__main__":
+    signal.signal(signal.SIGTERM, _interrupt)
+    sys.exit(main(sys.argv))

@@ -1,0 +1,205 @@
+"""KeyPolicy resolution and the policy checks, one small named function per rule.
+
+Admission and the controller call the same checks, so a request that slipped
+past the webhook is still caught. Each check returns :class:`Violation` values
+that name the field, in words that never quote a secret.
+"""
+
+from __future__ import annotations
+
+import datetime
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass
+
+from credop.api.apiclient import ApiClientSpec
+from credop.api.keypolicy import DEFAULT_POLICY_NAME, KeyPolicySpec
+from credop.api.serviceaccountkey import Role, ServiceAccountKeySpec
+from credop.domain.durations import parse_duration, parse_optional_duration
+from credop.domain.keyformat import client_secret_problems
+
+BUILT_IN = "(built-in)"
+BUILT_IN_POLICY = KeyPolicySpec()
+WILDCARD_SCOPE = "*"
+
+
+@dataclass(frozen=True)
+class Violation:
+    """A broken rule: the field it concerns and what is wrong."""
+
+    field: str
+    message: str
+
+    def __str__(self) -> str:
+        return f"{self.field}: {self.message}"
+
+
+@dataclass(frozen=True)
+class ResolvedPolicy:
+    """The policy in force for a credential, and where it came from."""
+
+    name: str
+    spec: KeyPolicySpec | None
+
+    @property
+    def found(self) -> bool:
+        return self.spec is not None
+
+
+@dataclass(frozen=True)
+class Requester:
+    """Who asks, as the API server authenticated them."""
+
+    user: str
+    groups: tuple[str, ...] = ()
+
+
+def resolve_policy(requested: str | None, policies: Mapping[str, KeyPolicySpec]) -> ResolvedPolicy:
+    """``spec.policyName`` if set (absent → not found), else the namespace's ``default``, else built-in."""
+    if requested:
+        return ResolvedPolicy(requested, policies.get(requested))
+    if DEFAULT_POLICY_NAME in policies:
+        return ResolvedPolicy(DEFAULT_POLICY_NAME, policies[DEFAULT_POLICY_NAME])
+    return ResolvedPolicy(BUILT_IN, BUILT_IN_POLICY)
+
+
+def policy_not_found(resolved: ResolvedPolicy) -> Violation:
+    return Violation("spec.policyName", f'KeyPolicy "{resolved.name}" does not exist in this namespace')
+
+
+def is_admin(requester: Requester, policy: KeyPolicySpec) -> bool:
+    return any(group in policy.admin_groups for group in requester.groups)
+
+
+def check_creator(requester: Requester, policy: KeyPolicySpec) -> list[Violation]:
+    """Only the policy's creators (when it names any) may create credentials."""
+    creators = policy.creators
+    if creators is None or is_admin(requester, policy):
+        return []
+    if requester.user in creators.users or any(group in creators.groups for group in requester.groups):
+        return []
+    return [Violation("metadata", f'user "{requester.user}" is not among the KeyPolicy\'s creators')]
+
+
+def check_keys_per_owner(requester: Requester, owned: int, policy: KeyPolicySpec) -> list[Violation]:
+    """A user may hold at most maxKeysPerOwner keys; admins are unlimited."""
+    if is_admin(requester, policy) or owned < policy.max_keys_per_owner:
+        return []
+    return [
+        Violation(
+            "metadata",
+            f'user "{requester.user}" already holds {owned} ServiceAccountKeys, '
+            f"the KeyPolicy's maxKeysPerOwner is {policy.max_keys_per_owner}",
+        )
+    ]
+
+
+def check_roles(roles: Iterable[Role], policy: KeyPolicySpec) -> list[Violation]:
+    """Each role must be one of the policy's, with a scope where the policy requires one."""
+    allowed = {rule.name: rule for rule in policy.roles}
+    violations = []
+    for index, role in enumerate(roles):
+        rule = allowed.get(role.name)
+        if rule is None:
+            names = ", ".join(sorted(allowed)) or "none"
+            violations.append(
+                Violation(f"spec.roles[{index}].name", f'role "{role.name}" is not allowed (allowed: {names})')
+            )
+        elif rule.requires_scope and not role.scope:
+            violations.append(
+                Violation(
+                    f"spec.roles[{index}].scope",
+                    f'role "{role.name}" needs at least one account, or "{WILDCARD_SCOPE}" for all accounts',
+                )
+            )
+    return violations
+
+
+def check_never_expires_allowed(spec: ServiceAccountKeySpec, policy: KeyPolicySpec) -> list[Violation]:
+    """Keys that never expire only where the policy allows them."""
+    if spec.never_expires and not policy.allow_never_expire:
+        return [Violation("spec.neverExpires", "the KeyPolicy does not allow keys that never expire")]
+    if not spec.never_expires and _expires_never_by_default(spec, policy) and policy.max_expiry is not None:
+        return [Violation("spec", f"the KeyPolicy's default expiry is Never but its maxExpiry is {policy.max_expiry}")]
+    return []
+
+
+def _expires_never_by_default(spec: ServiceAccountKeySpec, policy: KeyPolicySpec) -> bool:
+    return (
+        spec.expires_at is None and spec.expires_in is None and parse_optional_duration(policy.default_expiry) is None
+    )
+
+
+def check_expiry_in_future(spec: ServiceAccountKeySpec, *, now: datetime.datetime) -> list[Violation]:
+    """A new key may not ask to have expired already."""
+    if spec.expires_at is not None and spec.expires_at <= now:
+        return [Violation("spec.expiresAt", "is in the past")]
+    return []
+
+
+def check_max_expiry(spec: ServiceAccountKeySpec, policy: KeyPolicySpec, *, now: datetime.datetime) -> list[Violation]:
+    """No key may ask to live longer than the policy's maxExpiry."""
+    limit = parse_optional_duration(policy.max_expiry)
+    lifetime = requested_lifetime(spec, policy, now=now)
+    if limit is None or spec.never_expires or lifetime is None or lifetime <= limit:
+        return []
+    field = "spec.expiresAt" if spec.expires_at else "spec.expiresIn" if spec.expires_in else "spec"
+    return [Violation(field, f"the key would live longer than the KeyPolicy's maxExpiry of {policy.max_expiry}")]
+
+
+def requested_lifetime(
+    spec: ServiceAccountKeySpec, policy: KeyPolicySpec, *, now: datetime.datetime
+) -> datetime.timedelta | None:
+    """How long the key asks to live from ``now``; ``None`` for never."""
+    if spec.never_expires:
+        return None
+    if spec.expires_at is not None:
+        return spec.expires_at - now
+    if spec.expires_in is not None:
+        return parse_duration(spec.expires_in)
+    return parse_optional_duration(policy.default_expiry)
+
+
+def check_token_validity(seconds: int | None, policy: KeyPolicySpec) -> list[Violation]:
+    """An ApiClient's token lifetime must lie within the policy's bounds."""
+    bounds = policy.token_validity
+    if seconds is None or bounds.min_seconds <= seconds <= bounds.max_seconds:
+        return []
+    return [
+        Violation(
+            "spec.tokenValiditySeconds",
+            f"must be between {bounds.min_seconds} and {bounds.max_seconds} seconds (the KeyPolicy's tokenValidity)",
+        )
+    ]
+
+
+def check_client_secret(secret: str, policy: KeyPolicySpec) -> list[Violation]:
+    """A user-supplied client secret must satisfy the policy's clientSecret rules."""
+    return [
+        Violation("spec.clientSecretRef", f"the client secret {problem}")
+        for problem in client_secret_problems(secret, policy.client_secret)
+    ]
+
+
+def check_service_account_key(spec: ServiceAccountKeySpec, policy: KeyPolicySpec) -> list[Violation]:
+    """The spec rules that hold for a key's whole life (what the controller re-checks)."""
+    return check_roles(spec.roles, policy) + check_never_expires_allowed(spec, policy)
+
+
+def check_new_service_account_key(
+    spec: ServiceAccountKeySpec, policy: KeyPolicySpec, *, now: datetime.datetime
+) -> list[Violation]:
+    """Every spec rule for a key being created or edited (admission)."""
+    return (
+        check_service_account_key(spec, policy)
+        + check_expiry_in_future(spec, now=now)
+        + check_max_expiry(spec, policy, now=now)
+    )
+
+
+def check_api_client(spec: ApiClientSpec, policy: KeyPolicySpec) -> list[Violation]:
+    """Every spec-only rule for an ApiClient (the client secret is checked where it is read)."""
+    return check_token_validity(spec.token_validity_seconds, policy)
+
+
+def effective_token_validity(spec: ApiClientSpec, policy: KeyPolicySpec) -> int:
+    return spec.token_validity_seconds or policy.token_validity.default_seconds

@@ -1,0 +1,125 @@
+"""Token claims and the rules for accepting them (RFC 9068 access tokens, JWT-format keys).
+
+Signing and signature checks are pyjwt's; this module decides what goes into
+a token and what a verified token must say to be accepted now.
+"""
+
+from __future__ import annotations
+
+import datetime
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any, Literal
+
+ACCESS_TOKEN_TYPE = "at+jwt"
+KEY_TOKEN_TYPE = "credop-key+jwt"
+ALLOWED_ALGORITHMS = ("ES256", "EdDSA")
+LEEWAY = datetime.timedelta(seconds=30)
+READ_SCOPE = "read"
+WRITE_SCOPE = "write"
+
+Permission = Literal["ReadOnly", "CanEdit"]
+
+
+def scopes_for(permission: Permission) -> tuple[str, ...]:
+    """ReadOnly → ``read``; CanEdit → ``read write``."""
+    return (READ_SCOPE,) if permission == "ReadOnly" else (READ_SCOPE, WRITE_SCOPE)
+
+
+def granted_scopes(requested: str | None, permission: Permission) -> tuple[str, ...] | None:
+    """The scopes to grant for a token request; ``None`` when it asks for more than allowed."""
+    allowed = scopes_for(permission)
+    if not requested:
+        return allowed
+    asked = tuple(dict.fromkeys(requested.split()))
+    return asked if set(asked) <= set(allowed) else None
+
+
+def methods_for_scopes(scopes: Sequence[str]) -> tuple[str, ...]:
+    """The HTTP methods a resource server should allow: GET only for read."""
+    if WRITE_SCOPE in scopes:
+        return ("GET", "HEAD", "OPTIONS", "POST", "PUT", "PATCH", "DELETE")
+    return ("GET", "HEAD", "OPTIONS")
+
+
+@dataclass(frozen=True)
+class TokenSubject:
+    """Who a token is issued to."""
+
+    namespace: str
+    kind: Literal["ApiClient", "ServiceAccountKey"]
+    name: str
+    client_id: str
+    subject: str
+    roles: tuple[str, ...] = ()
+
+
+def access_token_claims(
+    subject: TokenSubject,
+    *,
+    issuer: str,
+    audience: str,
+    scopes: Sequence[str],
+    now: datetime.datetime,
+    lifetime_seconds: int,
+    jti: str,
+    not_before: datetime.datetime | None = None,
+) -> dict[str, Any]:
+    """RFC 9068 claims. ``iat`` is never before ``not_before`` (the tokens-invalid-before instant)."""
+    issued = max(now, not_before) if not_before else now
+    iat = int(issued.timestamp())
+    claims: dict[str, Any] = {
+        "iss": issuer,
+        "sub": subject.subject,
+        "aud": audience,
+        "client_id": subject.client_id,
+        "iat": iat,
+        "nbf": iat,
+        "exp": iat + lifetime_seconds,
+        "jti": jti,
+        "scope": " ".join(scopes),
+        "tenant": subject.namespace,
+    }
+    if subject.roles:
+        claims["roles"] = list(subject.roles)
+    return claims
+
+
+def key_token_claims(
+    *,
+    issuer: str,
+    namespace: str,
+    access_key_id: str,
+    service_account: str,
+    roles: Sequence[Mapping[str, Any]],
+    now: datetime.datetime,
+    expires_at: datetime.datetime | None,
+    jti: str,
+) -> dict[str, Any]:
+    """Claims of a JWT-format ServiceAccountKey secret: the roles, expiring with the key."""
+    claims: dict[str, Any] = {
+        "iss": issuer,
+        "sub": service_account,
+        "aud": issuer,
+        "access_key_id": access_key_id,
+        "tenant": namespace,
+        "roles": [dict(role) for role in roles],
+        "iat": int(now.timestamp()),
+        "jti": jti,
+    }
+    if expires_at is not None:
+        claims["exp"] = int(expires_at.timestamp())
+    return claims
+
+
+def issued_before_invalidation(claims: Mapping[str, Any], invalid_before: datetime.datetime | None) -> bool:
+    """Whether a token was issued before its subject's tokens were invalidated."""
+    if invalid_before is None:
+        return False
+    return int(claims.get("iat", 0)) < int(invalid_before.timestamp())
+
+
+def invalidation_instant(now: datetime.datetime) -> datetime.datetime:
+    """The tokensInvalidBefore to record: the next whole second, so every earlier token is caught."""
+    whole = now.replace(microsecond=0)
+    return whole if whole == now else whole + datetime.timedelta(seconds=1)

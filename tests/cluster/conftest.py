@@ -1,0 +1,63 @@
+"""Fixtures for tests against the real control plane.
+
+The session starts one control plane from ``hack/testbed.py`` (or uses the
+cluster in KUBECONFIG when CREDOP_TEST_EXISTING_CLUSTER=1), installs credop's
+CRDs, and gives each test a fresh namespace.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import tempfile
+import uuid
+from collections.abc import Iterator
+from pathlib import Path
+
+import kubernetes
+import pytest
+
+from tests.cluster.kube import REPO, Cluster, existing_cluster_requested, wait_for
+
+pytestmark = pytest.mark.cluster
+
+
+@pytest.fixture(scope="session")
+def cluster() -> Iterator[Cluster]:
+    workdir = Path(tempfile.mkdtemp(prefix="credop-tests-"))
+    if existing_cluster_requested():
+        kubeconfig = Path(os.environ.get("KUBECONFIG", Path.home() / ".kube" / "config"))
+        yield Cluster(kubeconfig=kubeconfig, workdir=workdir)
+        return
+    from testbed import ControlPlane
+
+    with ControlPlane.start() as plane:
+        yield Cluster(kubeconfig=plane.kubeconfig, workdir=workdir)
+
+
+@pytest.fixture(scope="session")
+def crds(cluster: Cluster) -> Cluster:
+    """credop's CRDs, installed and established."""
+    cluster.kubectl("apply", "--server-side", "--force-conflicts", "-f", str(REPO / "crds"))
+    cluster.kubectl("wait", "--for=condition=Established", "--timeout=60s", "-f", str(REPO / "crds"))
+    return cluster
+
+
+@pytest.fixture
+def namespace(cluster: Cluster) -> Iterator[str]:
+    name = f"t-{uuid.uuid4().hex[:10]}"
+    cluster.core.create_namespace({"metadata": {"name": name, "labels": {"credop.dev/test": "true"}}})
+    wait_for(lambda: _default_service_account_exists(cluster, name), timeout=30, what="the default ServiceAccount")
+    yield name
+    with contextlib.suppress(kubernetes.client.ApiException):
+        cluster.core.delete_namespace(name)
+
+
+def _default_service_account_exists(cluster: Cluster, namespace: str) -> bool:
+    try:
+        cluster.core.read_namespaced_service_account("default", namespace)
+    except kubernetes.client.ApiException as error:
+        if error.status == 404:
+            return False
+        raise
+    return True
