@@ -286,6 +286,7 @@ class ControlPlane:
                 "--authorization-mode=RBAC",
                 "--service-cluster-ip-range=10.0.0.0/24",
                 "--allow-privileged=true",
+                "--endpoint-reconciler-type=none",
                 "--enable-priority-and-fairness=false",
                 "--max-requests-inflight=2000",
                 "--max-mutating-requests-inflight=1000",
@@ -343,12 +344,12 @@ class ControlPlane:
             return str(yaml.safe_load(answer.read())["gitVersion"])
 
     def stop(self) -> None:
+        """Stop what was started, newest first: each gets SIGTERM, then SIGKILL after 5 s."""
         for proc in reversed(list(self.processes.values())):
             if proc.poll() is None:
                 proc.terminate()
-        for proc in self.processes.values():
             try:
-                proc.wait(timeout=15)
+                proc.wait(timeout=5)
             except subprocess.TimeoutExpired:
                 proc.kill()
                 proc.wait()

@@ -8,6 +8,7 @@ CRDs, and gives each test a fresh namespace.
 from __future__ import annotations
 
 import contextlib
+import logging
 import os
 import tempfile
 import uuid
@@ -18,6 +19,7 @@ import kubernetes
 import pytest
 
 from tests.cluster.kube import REPO, Cluster, existing_cluster_requested, wait_for
+from tests.cluster.operator import OPERATOR_NAMESPACE, LogCapture, OperatorThread
 
 pytestmark = pytest.mark.cluster
 
@@ -41,6 +43,30 @@ def crds(cluster: Cluster) -> Cluster:
     cluster.kubectl("apply", "--server-side", "--force-conflicts", "-f", str(REPO / "crds"))
     cluster.kubectl("wait", "--for=condition=Established", "--timeout=60s", "-f", str(REPO / "crds"))
     return cluster
+
+
+@pytest.fixture(scope="session")
+def operator_namespace(crds: Cluster) -> str:
+    with contextlib.suppress(kubernetes.client.ApiException):
+        crds.core.create_namespace({"metadata": {"name": OPERATOR_NAMESPACE}})
+    return OPERATOR_NAMESPACE
+
+
+@pytest.fixture(scope="session")
+def operator_logs() -> Iterator[LogCapture]:
+    capture = LogCapture()
+    logging.getLogger().addHandler(capture)
+    logging.getLogger().setLevel(logging.INFO)
+    yield capture
+    logging.getLogger().removeHandler(capture)
+
+
+@pytest.fixture(scope="session")
+def operator(crds: Cluster, operator_namespace: str, operator_logs: LogCapture) -> Iterator[OperatorThread]:
+    """credop's operator, in-process, for the whole session (tests use their own namespaces)."""
+    running = OperatorThread(crds.kubeconfig).start()
+    yield running
+    running.stop()
 
 
 @pytest.fixture

@@ -56,7 +56,9 @@ def test_every_field_is_described() -> None:
             for path, key, value in walk(schema["properties"][part]):
                 if key == "properties":
                     for name, child in value.items():
-                        assert child.get("description"), f"{crd['metadata']['name']} {part}{path}.{name} has no description"
+                        assert child.get("description"), (
+                            f"{crd['metadata']['name']} {part}{path}.{name} has no description"
+                        )
 
 
 def test_names_short_names_and_category() -> None:
@@ -70,7 +72,9 @@ def test_names_short_names_and_category() -> None:
 
 def test_printer_columns() -> None:
     columns = {
-        crd["spec"]["names"]["kind"]: [c["name"] for c in crd["spec"]["versions"][0]["additionalPrinterColumns"] if "priority" not in c]
+        crd["spec"]["names"]["kind"]: [
+            c["name"] for c in crd["spec"]["versions"][0]["additionalPrinterColumns"] if "priority" not in c
+        ]
         for crd in all_crds()
     }
     assert columns["ServiceAccountKey"] == ["Access-Key", "Phase", "Expires", "Last-Used", "Age"]

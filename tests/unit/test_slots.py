@@ -12,7 +12,9 @@ from credop.domain.slots import ClientView, allocate_slots
 T0 = datetime.datetime(2026, 1, 1, tzinfo=datetime.UTC)
 
 
-def client(name: str, *, phase: str | None = None, eligible: bool | None = True, age: int = 0, limit: int = 5) -> ClientView:
+def client(
+    name: str, *, phase: str | None = None, eligible: bool | None = True, age: int = 0, limit: int = 5
+) -> ClientView:
     return ClientView(
         name=name, phase=phase, created_at=T0 + datetime.timedelta(seconds=age), limit=limit, eligible=eligible
     )
@@ -77,16 +79,23 @@ views = st.lists(
 
 
 @given(views)
-def test_after_the_plan_no_holder_exceeds_any_limit(clients: list[ClientView]) -> None:
+def test_promotions_never_exceed_a_known_limit(clients: list[ClientView]) -> None:
     plan = allocate_slots(clients)
-    active = {c.name for c in clients if c.phase == "Active"} - set(plan.demote)
-    after_demotions = len(active)
-    active |= set(plan.promote)
-    holders = [c for c in clients if c.name in active]
-    assert len(active) <= after_demotions or len(active) <= min(c.limit for c in holders)
+    active = ({c.name for c in clients if c.phase == "Active"} - set(plan.demote)) | set(plan.promote)
+    known = [c for c in clients if c.name in active and c.eligible is True]
     if plan.promote:
-        assert len(active) <= min(c.limit for c in holders)
+        assert len(active) <= min(c.limit for c in known)
     assert not set(plan.promote) & {c.name for c in clients if c.eligible is not True}
+
+
+@given(views)
+def test_demotions_restore_every_known_limit(clients: list[ClientView]) -> None:
+    plan = allocate_slots(clients)
+    kept = [c for c in clients if c.phase == "Active" and c.name not in plan.demote]
+    known = [c for c in kept if c.eligible is True]
+    if known:
+        assert len(kept) <= min(c.limit for c in known) or not known
+    assert all(c.eligible is not None for c in clients if c.name in plan.demote)
 
 
 @given(views)
@@ -95,5 +104,5 @@ def test_waiting_clients_only_wait_when_no_slot_is_free(clients: list[ClientView
     active = ({c.name for c in clients if c.phase == "Active"} - set(plan.demote)) | set(plan.promote)
     for name in plan.waiting:
         waiting = next(c for c in clients if c.name == name)
-        limits = [waiting.limit, *(c.limit for c in clients if c.name in active)]
+        limits = [waiting.limit, *(c.limit for c in clients if c.name in active and c.eligible is True)]
         assert len(active) >= min(limits)

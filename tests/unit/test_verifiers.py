@@ -26,9 +26,10 @@ def test_keyed_verifier_accepts_only_its_secret(secret: str, other: str) -> None
 
 
 def test_keyed_verifier_depends_on_the_key() -> None:
-    assert keyed_verifier("s", key=KEYS["k1"], key_id="k1").split("$")[2] != keyed_verifier(
-        "s", key=KEYS["k2"], key_id="k2"
-    ).split("$")[2]
+    assert (
+        keyed_verifier("s", key=KEYS["k1"], key_id="k1").split("$")[2]
+        != keyed_verifier("s", key=KEYS["k2"], key_id="k2").split("$")[2]
+    )
 
 
 def test_unknown_key_is_an_error_not_a_mismatch() -> None:

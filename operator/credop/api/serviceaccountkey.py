@@ -28,7 +28,7 @@ class Role(ApiModel):
         json_schema_extra={
             "x-kubernetes-validations": [
                 {
-                    "rule": "self.name != 'CloudAccountViewer' || size(self.scope) > 0",
+                    "rule": "self.name != 'CloudAccountViewer' || (has(self.scope) && size(self.scope) > 0)",
                     "message": 'roles[].scope: the CloudAccountViewer role needs at least one account, or "*" for all accounts',
                     "fieldPath": ".scope",
                 },

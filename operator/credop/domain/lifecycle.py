@@ -163,11 +163,11 @@ def key_state(facts: KeyFacts, *, now: datetime.datetime) -> KeyState:
     """The phase, conditions and next wake-up of a key at ``now``."""
     policy = facts.policy.spec
     if policy is None:
-        return _not_ready("Failed", "PolicyNotFound", f'KeyPolicy "{facts.policy.name}" does not exist')
+        return not_ready("Failed", "PolicyNotFound", f'KeyPolicy "{facts.policy.name}" does not exist')
     if facts.violations:
-        return _not_ready("Failed", "PolicyViolation", "; ".join(str(v) for v in facts.violations))
+        return not_ready("Failed", "PolicyViolation", "; ".join(str(v) for v in facts.violations))
     if facts.minted_at is None:
-        return _not_ready("Pending", "Minting", "the secret is being minted")
+        return not_ready("Pending", "Minting", "the secret is being minted")
     timeline = key_timeline(facts, policy)
     phase, reason, message = _phase(facts, policy, timeline, now)
     conditions = (
@@ -189,7 +189,8 @@ def key_state(facts: KeyFacts, *, now: datetime.datetime) -> KeyState:
     return KeyState(phase, reason, message, conditions, timeline, min(future, default=None), rotate_now)
 
 
-def _not_ready(phase: str, reason: str, message: str) -> KeyState:
+def not_ready(phase: str, reason: str, message: str) -> KeyState:
+    """A state that is not Ready and has no deadlines (failed, or not minted yet)."""
     return KeyState(phase, reason, message, (ConditionState(READY, False, reason, message),), KeyTimeline(), None)
 
 

@@ -48,18 +48,22 @@ def _queue_order(client: ClientView) -> tuple[datetime.datetime, datetime.dateti
 
 
 def allocate_slots(clients: Iterable[ClientView]) -> SlotPlan:
-    """Decide the Active set: keep, demote, promote oldest-first, never above any holder's limit."""
+    """Decide the Active set: keep holders, demote the ineligible, promote oldest-first within every limit.
+
+    Clients not yet reconciled (``eligible is None``) keep whatever they show and,
+    when Active, count against the limit; their own limit is not known yet.
+    """
     views = list(clients)
-    holding = [c for c in views if c.phase == ACTIVE and c.eligible is not False]
+    holding = sorted((c for c in views if c.phase == ACTIVE and c.eligible is True), key=_queue_order)
+    unknown = [c for c in views if c.phase == ACTIVE and c.eligible is None]
     demote = [c.name for c in views if c.phase == ACTIVE and c.eligible is False]
-    holding.sort(key=_queue_order)
-    while holding and len(holding) > min(c.limit for c in holding):
+    while holding and len(holding) + len(unknown) > min(c.limit for c in holding):
         demote.append(holding.pop().name)
     waiting = sorted((c for c in views if c.eligible and c.phase != ACTIVE), key=_queue_order)
     promoted: list[ClientView] = []
     for candidate in waiting:
-        holders = [*holding, *promoted]
-        if len(holders) < min(c.limit for c in [candidate, *holders]):
+        known = [candidate, *holding, *promoted]
+        if len(holding) + len(unknown) + len(promoted) < min(c.limit for c in known):
             promoted.append(candidate)
     left = tuple(c.name for c in waiting if c not in promoted)
     return SlotPlan(demote=tuple(demote), promote=tuple(c.name for c in promoted), waiting=left)

@@ -1,0 +1,306 @@
+"""The ApiClient controller: mint the client secret, handle actions, report eligibility for a slot.
+
+The client's phase (Active / Inactive / Pending / Failed) is not written here:
+the namespace's slot actor (:mod:`credop.controller.slots`) owns it, so that
+one actor alone decides who holds the at-most-N active slots.
+"""
+
+from __future__ import annotations
+
+import datetime
+from dataclasses import dataclass
+from typing import Any
+
+from pydantic import ValidationError
+
+from credop import names
+from credop.api.apiclient import ApiClientSpec, ApiClientStatus
+from credop.api.keypolicy import KeyPolicySpec
+from credop.controller.material import Material, Owner, client_material
+from credop.controller.runtime import Runtime
+from credop.controller.secrets import SecretConflictError, SecretRecord, data_value
+from credop.controller.slots import ClientFacts
+from credop.controller.status import apply_status, timestamp_or_none
+from credop.controller.store import ObjectRef
+from credop.domain import templates
+from credop.domain.policy import (
+    ResolvedPolicy,
+    Violation,
+    check_api_client,
+    check_client_secret,
+    effective_token_validity,
+    policy_not_found,
+    resolve_policy,
+)
+from credop.domain.tokens import invalidation_instant
+from credop.kube.client import NotFoundError
+
+PLURAL = names.API_CLIENTS
+Body = dict[str, Any]
+
+
+class ClientProblem(Exception):  # noqa: N818 - a refusal, not a crash
+    """Why a client cannot be minted or used: becomes phase Failed with this reason."""
+
+    def __init__(self, reason: str, message: str) -> None:
+        super().__init__(message)
+        self.reason = reason
+        self.message = message
+
+
+@dataclass(frozen=True)
+class ClientContext:
+    body: Body
+    owner: Owner
+    spec: ApiClientSpec
+    status: ApiClientStatus
+    policy: ResolvedPolicy
+    client_id: str
+    secret_name: str
+    annotations: dict[str, str]
+
+    @property
+    def generation(self) -> int:
+        return int(self.body["metadata"].get("generation", 1))
+
+
+async def reconcile_client(runtime: Runtime, ref: ObjectRef) -> None:
+    async with runtime.store.lock(ref):
+        body = runtime.store.bodies.get(ref)
+        if body is None or body["metadata"].get("deletionTimestamp"):
+            return
+        generation = int(body["metadata"].get("generation", 1))
+        try:
+            spec = ApiClientSpec.model_validate(body.get("spec") or {})
+        except ValidationError as error:
+            runtime.slots.update(ref, ClientFacts.failed("InvalidSpec", str(error)[:1024], generation))
+            return
+        context = _gather(runtime, body, spec)
+        try:
+            record = await _act(runtime, context)
+        except ClientProblem as problem:
+            await _write_status(runtime, context, None)
+            runtime.slots.update(ref, ClientFacts.failed(problem.reason, problem.message, generation))
+            return
+        await _write_status(runtime, context, record)
+        runtime.slots.update(ref, _eligibility(runtime, context, record))
+
+
+def _gather(runtime: Runtime, body: Body, spec: ApiClientSpec) -> ClientContext:
+    meta = body["metadata"]
+    return ClientContext(
+        body=body,
+        owner=Owner.of(body),
+        spec=spec,
+        status=ApiClientStatus.model_validate(body.get("status") or {}),
+        policy=resolve_policy(spec.policy_name, runtime.store.policies.get(meta["namespace"], {})),
+        client_id=spec.client_id or meta["name"],
+        secret_name=spec.secret_name or meta["name"],
+        annotations=dict(meta.get("annotations") or {}),
+    )
+
+
+def _policy(context: ClientContext) -> KeyPolicySpec:
+    if context.policy.spec is None:
+        raise ClientProblem("PolicyNotFound", str(policy_not_found(context.policy)))
+    return context.policy.spec
+
+
+def _check_spec(runtime: Runtime, context: ClientContext, policy: KeyPolicySpec) -> None:
+    violations = check_api_client(context.spec, policy) + templates.template_problems(context.spec.secret_template)
+    violations += _duplicate_client_id(runtime, context)
+    if violations:
+        raise ClientProblem("PolicyViolation", "; ".join(str(v) for v in violations))
+
+
+def _duplicate_client_id(runtime: Runtime, context: ClientContext) -> list[Violation]:
+    """The oldest holder of a client ID keeps it; later ones fail."""
+    holders = runtime.store.client_id_holders(context.owner.namespace, context.client_id, plural=PLURAL)
+    me = (context.body["metadata"].get("creationTimestamp", ""), context.owner.name)
+    older = [h for h in holders if (h["metadata"].get("creationTimestamp", ""), h["metadata"]["name"]) < me]
+    if not older:
+        return []
+    return [
+        Violation(
+            "spec.clientId", f'"{context.client_id}" is already used by ApiClient "{older[0]["metadata"]["name"]}"'
+        )
+    ]
+
+
+async def _act(runtime: Runtime, context: ClientContext) -> SecretRecord:
+    policy = _policy(context)
+    _check_spec(runtime, context, policy)
+    record = _record_from_status(context)
+    if record is None:
+        return await _mint(runtime, context, policy)
+    if _requested_rotation(context):
+        return await _rotate(runtime, context, policy, record)
+    if record.identifier != context.client_id and runtime.store.secret_exists(
+        context.owner.namespace, context.secret_name
+    ):
+        await runtime.secrets.update_data(
+            context.owner,
+            context.secret_name,
+            {names.CLIENT_ID: context.client_id},
+            {names.CLIENT_ID_ANNOTATION: context.client_id},
+        )
+        runtime.events.record(
+            context.body,
+            type="Normal",
+            reason="ClientIdChanged",
+            message=f'client ID changed from "{record.identifier}" to "{context.client_id}"',
+        )
+    return record
+
+
+def _record_from_status(context: ClientContext) -> SecretRecord | None:
+    """What status says was minted; ``None`` before the first mint."""
+    status = context.status
+    if not status.key_generation or status.last_rotated_at is None:
+        return None
+    return SecretRecord(
+        context.secret_name,
+        status.client_id or context.client_id,
+        status.key_generation,
+        status.last_rotated_at,
+        status.rotate_handled,
+    )
+
+
+def _requested_rotation(context: ClientContext) -> str | None:
+    value = context.annotations.get(names.ROTATE)
+    request = f"manual:{value}" if value else None
+    return request if request and request != context.status.rotate_handled else None
+
+
+async def _user_secret(runtime: Runtime, context: ClientContext, policy: KeyPolicySpec) -> str | None:
+    reference = context.spec.client_secret_ref
+    if reference is None:
+        return None
+    try:
+        secret = await runtime.kube.read_secret(context.owner.namespace, reference.name)
+    except NotFoundError:
+        raise ClientProblem(
+            "ClientSecretNotFound", f'spec.clientSecretRef: Secret "{reference.name}" does not exist'
+        ) from None
+    value = data_value(secret, reference.key)
+    if value is None:
+        raise ClientProblem(
+            "ClientSecretNotFound", f'spec.clientSecretRef: Secret "{reference.name}" has no key "{reference.key}"'
+        )
+    violations = check_client_secret(value, policy)
+    if violations:
+        raise ClientProblem("InvalidClientSecret", "; ".join(str(v) for v in violations))
+    return value
+
+
+async def _material(runtime: Runtime, context: ClientContext, policy: KeyPolicySpec) -> Material:
+    return client_material(
+        context.spec,
+        context.owner,
+        client_id=context.client_id,
+        user_secret=await _user_secret(runtime, context, policy),
+        rules=policy.client_secret,
+        keyring=runtime.keyring,
+        issuer=runtime.config.issuer,
+        random_bytes=runtime.random_bytes,
+    )
+
+
+async def _mint(runtime: Runtime, context: ClientContext, policy: KeyPolicySpec) -> SecretRecord:
+    now = runtime.now().replace(microsecond=0)
+    material = await _material(runtime, context, policy)
+    try:
+        record = await runtime.secrets.mint(context.owner, context.secret_name, material, now=now)
+    except SecretConflictError as error:
+        raise ClientProblem("SecretConflict", str(error)) from None
+    runtime.store.secrets[(context.owner.namespace, context.secret_name)] = context.owner.uid
+    if record.adopted:
+        return record
+    source = "your client secret" if context.spec.client_secret_ref else "a generated client secret"
+    runtime.events.record(
+        context.body,
+        type="Normal",
+        reason="Minted",
+        message=f'client "{context.client_id}" created with {source} in Secret "{context.secret_name}"',
+    )
+    return record
+
+
+async def _rotate(
+    runtime: Runtime, context: ClientContext, policy: KeyPolicySpec, record: SecretRecord
+) -> SecretRecord:
+    request = _requested_rotation(context)
+    assert request is not None
+    now = runtime.now().replace(microsecond=0)
+    material = await _material(runtime, context, policy)
+    try:
+        rotated = await runtime.secrets.rotate(
+            context.owner,
+            context.secret_name,
+            request=request,
+            make_material=lambda _identifier: material,
+            now=now,
+            grace=datetime.timedelta(0),
+            generation=record.generation,
+        )
+    except SecretConflictError as error:
+        raise ClientProblem("SecretConflict", str(error)) from None
+    runtime.store.secrets[(context.owner.namespace, context.secret_name)] = context.owner.uid
+    if rotated.adopted:
+        return rotated
+    runtime.events.record(
+        context.body,
+        type="Normal",
+        reason="Rotated",
+        message=f'client "{context.client_id}" has a new secret (generation {rotated.generation})',
+    )
+    return rotated
+
+
+async def _write_status(runtime: Runtime, context: ClientContext, record: SecretRecord | None) -> None:
+    status = context.status
+    now = runtime.now()
+    invalidate = context.annotations.get(names.INVALIDATE_TOKENS)
+    tokens_invalid_before, handled = status.tokens_invalid_before, status.invalidate_tokens_handled
+    if invalidate and invalidate != handled:
+        tokens_invalid_before, handled = invalidation_instant(now), invalidate
+        runtime.events.record(
+            context.body,
+            type="Normal",
+            reason="TokensInvalidated",
+            message=f'tokens of client "{context.client_id}" issued before now are rejected',
+        )
+    policy = context.policy.spec
+    desired = {
+        "clientId": context.client_id,
+        "tokenValiditySeconds": effective_token_validity(context.spec, policy)
+        if policy
+        else context.spec.token_validity_seconds,
+        "policy": context.policy.name,
+        "createdBy": context.annotations.get(names.CREATED_BY) or status.created_by,
+        "createdAt": timestamp_or_none(status.created_at or (record.minted_at if record else None)),
+        "secretRef": {"name": context.secret_name} if record else None,
+        "keyGeneration": record.generation if record else None,
+        "lastRotatedAt": timestamp_or_none(record.minted_at if record else None),
+        "rotateHandled": record.request if record else None,
+        "tokensInvalidBefore": timestamp_or_none(tokens_invalid_before),
+        "invalidateTokensHandled": handled,
+    }
+    await apply_status(runtime, PLURAL, context.body, desired)
+
+
+def _eligibility(runtime: Runtime, context: ClientContext, record: SecretRecord) -> ClientFacts:
+    assert context.policy.spec is not None
+    limit = context.policy.spec.max_active_clients
+    secret_present = runtime.store.secret_exists(context.owner.namespace, context.secret_name)
+    if not secret_present:
+        return ClientFacts.failed(
+            "SecretMissing",
+            f'the Secret "{context.secret_name}" was deleted; rotate the client to mint a new one',
+            context.generation,
+            secret_missing=True,
+        )
+    if not context.spec.active:
+        return ClientFacts(False, "Inactive", "Deactivated", "spec.active is false", limit, context.generation)
+    return ClientFacts(True, "Active", "Active", "", limit, context.generation)

@@ -1,0 +1,40 @@
+"""Operator and service settings, from flags or environment variables."""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+from pathlib import Path
+
+
+@dataclass(frozen=True)
+class Config:
+    namespace: str = "credop-system"
+    """Where credop keeps its own keys (the credop-keys Secret)."""
+    endpoint: str = "https://credop.credop-system.svc"
+    """The credential service's base URL, as clients reach it (token URL, templates)."""
+    keys_secret: str = "credop-keys"
+    kubeconfig: Path | None = None
+    usage_flush_interval: float = 60.0
+    """Seconds between lastUsedAt writes per credential (the service batches uses)."""
+    signing_key_rotation_days: int = 30
+
+    @property
+    def issuer(self) -> str:
+        return self.endpoint.rstrip("/")
+
+    @property
+    def token_url(self) -> str:
+        return f"{self.issuer}/oauth2/token"
+
+    @classmethod
+    def from_environment(cls, **overrides: object) -> Config:
+        values: dict[str, object] = {}
+        if "CREDOP_NAMESPACE" in os.environ:
+            values["namespace"] = os.environ["CREDOP_NAMESPACE"]
+        if "CREDOP_ENDPOINT" in os.environ:
+            values["endpoint"] = os.environ["CREDOP_ENDPOINT"]
+        if "CREDOP_USAGE_FLUSH_INTERVAL" in os.environ:
+            values["usage_flush_interval"] = float(os.environ["CREDOP_USAGE_FLUSH_INTERVAL"])
+        values.update({key: value for key, value in overrides.items() if value is not None})
+        return cls(**values)  # type: ignore[arg-type]

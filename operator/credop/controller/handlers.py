@@ -1,0 +1,167 @@
+"""Kopf handlers: watch events in, reconciles out. Nothing here decides anything.
+
+Only ``@kopf.on.event`` handlers are used: they keep no state in the objects
+(no finalizers, no diff-base annotations, no progress in status), which is
+what a credential operator wants and what keeps writes per object minimal.
+Secrets are watched by label, events only, and never stored with their data.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import datetime
+import logging
+from typing import Any, cast
+
+import kopf
+
+from credop import GROUP, VERSION, names
+from credop.controller.clients import reconcile_client
+from credop.controller.keyring import load_or_create_keyring, rotate_signing_keys
+from credop.controller.keys import reconcile_key
+from credop.controller.runtime import Runtime
+from credop.controller.status import apply_status
+from credop.controller.store import ObjectRef
+from credop.domain.conditions import merge_conditions
+from credop.domain.lifecycle import READY, ConditionState
+from credop.domain.signing import KeysetSchedule
+
+logger = logging.getLogger(__name__)
+RETRY_AFTER = datetime.timedelta(seconds=5)
+CREDENTIAL_PLURALS = (names.SERVICE_ACCOUNT_KEYS, names.API_CLIENTS)
+
+
+def runtime_of(memo: Any) -> Runtime:
+    runtime = memo.runtime
+    assert isinstance(runtime, Runtime)
+    return runtime
+
+
+@kopf.on.startup()
+async def start(settings: kopf.OperatorSettings, memo: kopf.Memo, **_: Any) -> None:
+    settings.posting.enabled = False
+    logging.getLogger("kopf.objects").setLevel(logging.WARNING)
+    settings.watching.label_selectors["v1", "secrets"] = names.MANAGED_SELECTOR
+    settings.watching.server_timeout = 270
+    settings.watching.client_timeout = 300
+    settings.networking.request_timeout = 60
+    runtime = runtime_of(memo)
+    runtime.reconcilers = {names.SERVICE_ACCOUNT_KEYS: reconcile_key, names.API_CLIENTS: reconcile_client}
+    runtime.keyring = await load_or_create_keyring(runtime.kube, runtime.config, now=runtime.now())
+    await _preload(runtime)
+    runtime.start(lambda: _keyring_housekeeping(runtime))
+
+
+async def _preload(runtime: Runtime) -> None:
+    """Policies and Secret names before any credential is reconciled, so no decision runs on a partial view."""
+    for policy in await runtime.kube.list_all_objects(names.KEY_POLICIES):
+        meta = policy["metadata"]
+        runtime.store.set_policy(meta["namespace"], meta["name"], policy.get("spec") or {})
+    for secret in await runtime.kube.list_secret_metadata(names.MANAGED_SELECTOR):
+        _remember_secret(runtime, secret["metadata"])
+
+
+async def _keyring_housekeeping(runtime: Runtime) -> None:
+    schedule = KeysetSchedule(rotate_every=datetime.timedelta(days=runtime.config.signing_key_rotation_days))
+    while True:
+        await asyncio.sleep(3600)
+        try:
+            runtime.keyring = await rotate_signing_keys(
+                runtime.kube, runtime.config, runtime.keyring, now=runtime.now(), schedule=schedule
+            )
+        except Exception:
+            logger.exception("signing key rotation failed; retrying in an hour")
+
+
+@kopf.on.cleanup()
+async def stop(memo: kopf.Memo, **_: Any) -> None:
+    runtime = runtime_of(memo)
+    await runtime.slots.stop()
+    await runtime.stop()
+
+
+async def _credential_event(plural: str, event: kopf.RawEvent, memo: kopf.Memo) -> None:
+    runtime = runtime_of(memo)
+    body = cast(dict[str, Any], event["object"])
+    ref = ObjectRef.of(plural, body)
+    if event["type"] == "DELETED":
+        runtime.store.forget(ref)
+        runtime.scheduler.cancel(ref)
+        if plural == names.API_CLIENTS:
+            runtime.slots.forget(ref)
+        return
+    runtime.store.remember(ref, dict(body))
+    try:
+        await runtime.reconcile(ref)
+    except Exception as error:
+        logger.warning("reconciling %s failed (%s: %s); retrying", ref, type(error).__name__, error)
+        runtime.scheduler.schedule(ref, runtime.now() + RETRY_AFTER)
+
+
+@kopf.on.event(GROUP, VERSION, names.SERVICE_ACCOUNT_KEYS)
+async def key_event(event: kopf.RawEvent, memo: kopf.Memo, **_: Any) -> None:
+    await _credential_event(names.SERVICE_ACCOUNT_KEYS, event, memo)
+
+
+@kopf.on.event(GROUP, VERSION, names.API_CLIENTS)
+async def client_event(event: kopf.RawEvent, memo: kopf.Memo, **_: Any) -> None:
+    await _credential_event(names.API_CLIENTS, event, memo)
+
+
+@kopf.on.event(GROUP, VERSION, names.KEY_POLICIES)
+async def policy_event(event: kopf.RawEvent, memo: kopf.Memo, **_: Any) -> None:
+    runtime = runtime_of(memo)
+    body = cast(dict[str, Any], event["object"])
+    meta = body["metadata"]
+    namespace, name = meta["namespace"], meta["name"]
+    if event["type"] == "DELETED":
+        runtime.store.drop_policy(namespace, name)
+    else:
+        error = runtime.store.set_policy(namespace, name, body.get("spec") or {})
+        await _write_policy_status(runtime, body, error)
+    for ref in runtime.store.refs_in(namespace):
+        if ref.plural in CREDENTIAL_PLURALS:
+            runtime.reconcile_soon(ref)
+
+
+async def _write_policy_status(runtime: Runtime, body: dict[str, Any], error: str | None) -> None:
+    generation = body["metadata"].get("generation")
+    ready = ConditionState(READY, error is None, "Invalid" if error else "InForce", (error or "")[:1024])
+    previous = (body.get("status") or {}).get("conditions") or []
+    desired = {
+        "observedGeneration": generation,
+        "conditions": merge_conditions(previous, [ready], now=runtime.now(), generation=generation),
+    }
+    await apply_status(runtime, names.KEY_POLICIES, body, desired)
+
+
+@kopf.on.event("v1", "secrets")
+async def secret_event(event: kopf.RawEvent, memo: kopf.Memo, **_: Any) -> None:
+    """Track which credential Secrets exist (by name; their data is not kept) and notice deletions."""
+    runtime = runtime_of(memo)
+    meta = cast(dict[str, Any], event["object"]["metadata"])
+    owner = _credential_owner(meta)
+    if owner is None:
+        return
+    key = (meta["namespace"], meta["name"])
+    if event["type"] == "DELETED":
+        runtime.store.secrets.pop(key, None)
+        runtime.reconcile_soon(owner)
+    elif key not in runtime.store.secrets:
+        _remember_secret(runtime, meta)
+        runtime.reconcile_soon(owner)
+
+
+def _credential_owner(meta: dict[str, Any]) -> ObjectRef | None:
+    for reference in meta.get("ownerReferences") or []:
+        plural = names.PLURAL_OF_KIND.get(reference.get("kind", ""))
+        if reference.get("apiVersion", "").startswith(f"{GROUP}/") and plural in CREDENTIAL_PLURALS:
+            return ObjectRef(plural, meta["namespace"], reference["name"])
+    return None
+
+
+def _remember_secret(runtime: Runtime, meta: dict[str, Any]) -> None:
+    owner = _credential_owner(meta)
+    if owner is not None:
+        uid = next(r["uid"] for r in meta["ownerReferences"] if r["name"] == owner.name)
+        runtime.store.secrets[(meta["namespace"], meta["name"])] = uid

@@ -1,0 +1,300 @@
+"""The ServiceAccountKey controller: gather → decide (``domain.lifecycle``) → apply.
+
+One reconcile per key at a time (the store's lock), called by the watch
+handler and by the scheduler at the key's next deadline. It mints once,
+rotates once per request, records invalidations, writes status only when it
+changed, posts an Event per transition and schedules the next look.
+"""
+
+from __future__ import annotations
+
+import datetime
+import logging
+from dataclasses import dataclass, replace
+from typing import Any
+
+from pydantic import ValidationError
+
+from credop import names
+from credop.api.serviceaccountkey import ServiceAccountKeySpec, ServiceAccountKeyStatus
+from credop.controller.material import Owner, key_material
+from credop.controller.runtime import Runtime
+from credop.controller.secrets import SecretConflictError, SecretRecord
+from credop.controller.status import apply_status, condition_events, phase_events, timestamp_or_none
+from credop.controller.store import ObjectRef
+from credop.domain import templates
+from credop.domain.conditions import merge_conditions, timestamp
+from credop.domain.durations import parse_duration
+from credop.domain.lifecycle import KeyFacts, KeyState, key_expires_at, key_state, not_ready
+from credop.domain.policy import ResolvedPolicy, check_service_account_key, resolve_policy
+from credop.domain.tokens import invalidation_instant
+
+logger = logging.getLogger(__name__)
+PLURAL = names.SERVICE_ACCOUNT_KEYS
+Body = dict[str, Any]
+
+
+@dataclass(frozen=True)
+class KeyContext:
+    """Everything gathered about one key before deciding."""
+
+    body: Body
+    owner: Owner
+    spec: ServiceAccountKeySpec
+    status: ServiceAccountKeyStatus
+    policy: ResolvedPolicy
+    secret_name: str
+    annotations: dict[str, str]
+    record: SecretRecord | None
+
+    @property
+    def generation(self) -> int:
+        return int(self.body["metadata"].get("generation", 1))
+
+
+async def reconcile_key(runtime: Runtime, ref: ObjectRef) -> None:
+    async with runtime.store.lock(ref):
+        body = runtime.store.bodies.get(ref)
+        if body is None or body["metadata"].get("deletionTimestamp"):
+            runtime.scheduler.cancel(ref)
+            return
+        try:
+            spec = ServiceAccountKeySpec.model_validate(body.get("spec") or {})
+        except ValidationError as error:
+            await _fail_invalid_spec(runtime, body, error)
+            return
+        context = _gather(runtime, body, spec)
+        try:
+            state, context = await _act(runtime, context)
+        except SecretConflictError as error:
+            await _fail(runtime, context, "SecretConflict", str(error))
+            return
+        await _apply(runtime, context, state)
+
+
+def _gather(runtime: Runtime, body: Body, spec: ServiceAccountKeySpec) -> KeyContext:
+    meta = body["metadata"]
+    status = ServiceAccountKeyStatus.model_validate(body.get("status") or {})
+    policy = resolve_policy(spec.policy_name, runtime.store.policies.get(meta["namespace"], {}))
+    record = None
+    if status.last_rotated_at is not None and status.access_key_id:
+        record = SecretRecord(
+            name=spec.secret_name or meta["name"],
+            identifier=status.access_key_id,
+            generation=status.key_generation or 1,
+            minted_at=status.last_rotated_at,
+            request=status.rotate_handled,
+            previous_valid_until=status.previous_secret_valid_until,
+        )
+    return KeyContext(
+        body=body,
+        owner=Owner.of(body),
+        spec=spec,
+        status=status,
+        policy=policy,
+        secret_name=spec.secret_name or meta["name"],
+        annotations=dict(meta.get("annotations") or {}),
+        record=record,
+    )
+
+
+def _violations(context: KeyContext) -> tuple[Any, ...]:
+    if context.policy.spec is None:
+        return ()
+    return tuple(
+        check_service_account_key(context.spec, context.policy.spec)
+        + templates.template_problems(context.spec.secret_template)
+    )
+
+
+def _facts(runtime: Runtime, context: KeyContext) -> KeyFacts:
+    record = context.record
+    return KeyFacts(
+        spec=context.spec,
+        policy=context.policy,
+        violations=_violations(context),
+        minted_at=record.minted_at if record else None,
+        last_used_at=context.status.last_used_at,
+        secret_present=record is None or runtime.store.secret_exists(context.owner.namespace, context.secret_name),
+        previous_valid_until=record.previous_valid_until if record else None,
+    )
+
+
+async def _act(runtime: Runtime, context: KeyContext) -> tuple[KeyState, KeyContext]:
+    """Mint, rotate or retire as the facts demand; returns the state after acting."""
+    now = runtime.now()
+    state = key_state(_facts(runtime, context), now=now)
+    if state.phase == "Failed" and state.reason in ("PolicyNotFound", "PolicyViolation"):
+        return state, context
+    record = context.record
+    if record is None:
+        record = await _mint(runtime, context, now)
+    elif _requested_rotation(context) is not None or state.rotate_now:
+        record = await _rotate(runtime, context, now)
+    elif _grace_is_over(record, now):
+        await runtime.secrets.retire_previous(context.owner, context.secret_name)
+        record = replace(record, previous_valid_until=None)
+    context = replace(context, record=record)
+    return key_state(_facts(runtime, context), now=now), context
+
+
+def _grace_is_over(record: SecretRecord, now: datetime.datetime) -> bool:
+    return record.previous_valid_until is not None and record.previous_valid_until <= now
+
+
+def _requested_rotation(context: KeyContext) -> str | None:
+    value = context.annotations.get(names.ROTATE)
+    if value and value != context.status.rotate_handled and f"manual:{value}" != context.status.rotate_handled:
+        return f"manual:{value}"
+    return None
+
+
+async def _mint(runtime: Runtime, context: KeyContext, now: datetime.datetime) -> SecretRecord:
+    adopted = await runtime.secrets.adopt(context.owner, context.secret_name)
+    if adopted is not None:
+        return adopted
+    minted_at = now.replace(microsecond=0)
+    material = _material(runtime, context, None, minted_at)
+    record = await runtime.secrets.mint(context.owner, context.secret_name, material, now=minted_at)
+    runtime.store.secrets[(context.owner.namespace, context.secret_name)] = context.owner.uid
+    if not record.adopted:
+        runtime.events.record(
+            context.body,
+            type="Normal",
+            reason="Minted",
+            message=f'minted access key {record.identifier} into Secret "{context.secret_name}"',
+        )
+    return record
+
+
+async def _rotate(runtime: Runtime, context: KeyContext, now: datetime.datetime) -> SecretRecord:
+    previous = context.record
+    assert previous is not None
+    request = _requested_rotation(context) or f"auto:{previous.generation + 1}"
+    minted_at = now.replace(microsecond=0)
+    grace = parse_duration(context.spec.rotation.grace_period)
+    record = await runtime.secrets.rotate(
+        context.owner,
+        context.secret_name,
+        request=request,
+        make_material=lambda access_key_id: _material(
+            runtime, context, access_key_id or previous.identifier, minted_at
+        ),
+        now=minted_at,
+        grace=grace,
+        generation=previous.generation,
+    )
+    runtime.store.secrets[(context.owner.namespace, context.secret_name)] = context.owner.uid
+    if record.adopted:
+        return record
+    until = f"; the previous secret works until {timestamp(minted_at + grace)}" if grace else ""
+    runtime.events.record(
+        context.body,
+        type="Normal",
+        reason="Rotated",
+        message=f"rotated the secret of access key {record.identifier} (generation {record.generation}, {request}){until}",
+    )
+    await _restart_targets(runtime, context, minted_at)
+    return record
+
+
+def _material(runtime: Runtime, context: KeyContext, access_key_id: str | None, minted_at: datetime.datetime):  # type: ignore[no-untyped-def]
+    assert context.policy.spec is not None
+    return key_material(
+        context.spec,
+        context.owner,
+        access_key_id=access_key_id,
+        keyring=runtime.keyring,
+        issuer=runtime.config.issuer,
+        expires_at=key_expires_at(context.spec, context.policy.spec, minted_at=minted_at),
+        now=minted_at,
+        random_bytes=runtime.random_bytes,
+    )
+
+
+async def _restart_targets(runtime: Runtime, context: KeyContext, now: datetime.datetime) -> None:
+    """Restart workloads the way `kubectl rollout restart` does: a pod template annotation."""
+    patch = {"spec": {"template": {"metadata": {"annotations": {"kubectl.kubernetes.io/restartedAt": timestamp(now)}}}}}
+    for target in context.spec.rotation.restart_targets:
+        try:
+            await runtime.kube.patch_workload(target.kind, context.owner.namespace, target.name, patch)
+        except Exception as error:
+            runtime.events.record(
+                context.body,
+                type="Warning",
+                reason="RestartFailed",
+                message=f"could not restart {target.kind}/{target.name}: {type(error).__name__}",
+            )
+        else:
+            runtime.events.record(
+                context.body, type="Normal", reason="Restarted", message=f"restarted {target.kind}/{target.name}"
+            )
+
+
+def _desired_status(runtime: Runtime, context: KeyContext, state: KeyState, now: datetime.datetime) -> Body:
+    status = context.status
+    record = context.record
+    invalidate = context.annotations.get(names.INVALIDATE_TOKENS)
+    tokens_invalid_before = status.tokens_invalid_before
+    handled = status.invalidate_tokens_handled
+    if invalidate and invalidate != handled:
+        tokens_invalid_before, handled = invalidation_instant(now), invalidate
+    desired = {
+        "observedGeneration": context.generation,
+        "phase": state.phase,
+        "reason": state.reason,
+        "message": state.message or None,
+        "accessKeyId": record.identifier if record else None,
+        "policy": context.policy.name,
+        "createdBy": context.annotations.get(names.CREATED_BY) or status.created_by,
+        "createdAt": timestamp_or_none(status.created_at or (record.minted_at if record else None)),
+        "expiresAt": timestamp_or_none(state.timeline.expires_at),
+        "lastRotatedAt": timestamp_or_none(record.minted_at if record else None),
+        "rotationDueAt": timestamp_or_none(state.timeline.rotation_due_at),
+        "secretRef": {"name": context.secret_name} if record else None,
+        "keyGeneration": record.generation if record else None,
+        "previousSecretValidUntil": timestamp_or_none(record.previous_valid_until if record else None),
+        "rotateHandled": record.request if record else None,
+        "tokensInvalidBefore": timestamp_or_none(tokens_invalid_before),
+        "invalidateTokensHandled": handled,
+    }
+    previous = (context.body.get("status") or {}).get("conditions") or []
+    desired["conditions"] = merge_conditions(previous, state.conditions, now=now, generation=context.generation)
+    return desired
+
+
+async def _apply(runtime: Runtime, context: KeyContext, state: KeyState) -> None:
+    now = runtime.now()
+    desired = _desired_status(runtime, context, state, now)
+    current = context.body.get("status") or {}
+    if (
+        desired["invalidateTokensHandled"] != current.get("invalidateTokensHandled")
+        and desired["invalidateTokensHandled"]
+    ):
+        runtime.events.record(
+            context.body,
+            type="Normal",
+            reason="TokensInvalidated",
+            message=f"tokens issued before {desired['tokensInvalidBefore']} are rejected",
+        )
+    for event in phase_events(current, desired) + condition_events(
+        current.get("conditions") or [], desired["conditions"]
+    ):
+        runtime.events.record(context.body, **event)
+    await apply_status(runtime, PLURAL, context.body, desired)
+    runtime.scheduler.schedule(ObjectRef.of(PLURAL, context.body), state.next_check)
+
+
+async def _fail(runtime: Runtime, context: KeyContext, reason: str, message: str) -> None:
+    await _apply(runtime, context, not_ready("Failed", reason, message))
+
+
+async def _fail_invalid_spec(runtime: Runtime, body: Body, error: ValidationError) -> None:
+    message = "; ".join(f"spec.{'.'.join(str(p) for p in e['loc'])}: {e['msg']}" for e in error.errors())
+    desired = {
+        "phase": "Failed",
+        "reason": "InvalidSpec",
+        "message": message[:1024],
+        "observedGeneration": body["metadata"].get("generation"),
+    }
+    await apply_status(runtime, PLURAL, body, desired)

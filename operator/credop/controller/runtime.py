@@ -1,0 +1,80 @@
+"""Everything one operator process shares: the API, the store, the scheduler, the slot actor, the keys.
+
+Kopf hands it to every handler as ``memo``; the scheduler and the slot actor
+get it at construction. Tests build one against the real API server.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import datetime
+import logging
+import os
+from collections.abc import Awaitable, Callable, Coroutine
+from dataclasses import dataclass, field
+from typing import Any
+
+from credop.controller.config import Config
+from credop.controller.events import EventRecorder
+from credop.controller.scheduler import Clock, Scheduler, utc_now
+from credop.controller.secrets import CredentialSecrets
+from credop.controller.slots import SlotActor
+from credop.controller.store import ObjectRef, Store
+from credop.domain.keyformat import RandomBytes
+from credop.domain.keyring import Keyring
+from credop.kube.client import Kube
+
+logger = logging.getLogger(__name__)
+Reconciler = Callable[["Runtime", ObjectRef], Awaitable[None]]
+
+
+@dataclass
+class Runtime:
+    config: Config
+    kube: Kube
+    store: Store = field(default_factory=Store)
+    clock: Clock = utc_now
+    random_bytes: RandomBytes = os.urandom
+    keyring: Keyring = field(default_factory=Keyring)
+    reconcilers: dict[str, Reconciler] = field(default_factory=dict)
+    lateness: list[float] = field(default_factory=list)
+    """Seconds each scheduled check fired after its deadline (the latest 10,000)."""
+
+    def __post_init__(self) -> None:
+        self.events = EventRecorder(self.kube)
+        self.secrets = CredentialSecrets(self.kube)
+        self.scheduler: Scheduler[ObjectRef] = Scheduler(self._fire, clock=self.clock)
+        self.slots = SlotActor(self)
+        self._tasks: list[asyncio.Task[None]] = []
+
+    def now(self) -> datetime.datetime:
+        return self.clock()
+
+    async def _fire(self, ref: ObjectRef, lateness: float) -> None:
+        self.lateness.append(lateness)
+        if len(self.lateness) > 10_000:
+            del self.lateness[:5_000]
+        await self.reconcile(ref)
+
+    async def reconcile(self, ref: ObjectRef) -> None:
+        reconciler = self.reconcilers.get(ref.plural)
+        if reconciler is not None:
+            await reconciler(self, ref)
+
+    def reconcile_soon(self, ref: ObjectRef) -> None:
+        """Ask the scheduler to look at ``ref`` now (e.g. its policy or Secret changed)."""
+        self.scheduler.schedule(ref, self.now())
+
+    def start(self, *extra: Callable[[], Coroutine[Any, Any, None]]) -> None:
+        for runner in (self.scheduler.run, self.events.run, *extra):
+            self._tasks.append(asyncio.create_task(runner()))
+
+    async def stop(self) -> None:
+        with contextlib.suppress(TimeoutError):
+            async with asyncio.timeout(2.0):
+                await self.events.drain()
+        for task in self._tasks:
+            task.cancel()
+        await asyncio.gather(*self._tasks, return_exceptions=True)
+        self._tasks.clear()

@@ -1,0 +1,81 @@
+"""What the operator knows, fed by watch events: credential bodies, policies, Secret presence.
+
+Nothing here holds secret values: Secrets are remembered by name only.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections import defaultdict
+from dataclasses import dataclass
+from typing import Any
+
+from pydantic import ValidationError
+
+from credop.api.keypolicy import KeyPolicySpec
+
+Body = dict[str, Any]
+
+
+@dataclass(frozen=True, order=True)
+class ObjectRef:
+    plural: str
+    namespace: str
+    name: str
+
+    def __str__(self) -> str:
+        return f"{self.plural}/{self.namespace}/{self.name}"
+
+    @classmethod
+    def of(cls, plural: str, body: Body) -> ObjectRef:
+        metadata = body["metadata"]
+        return cls(plural, metadata["namespace"], metadata["name"])
+
+
+class Store:
+    def __init__(self) -> None:
+        self.bodies: dict[ObjectRef, Body] = {}
+        self.policies: dict[str, dict[str, KeyPolicySpec]] = defaultdict(dict)
+        self.secrets: dict[tuple[str, str], str] = {}
+        """(namespace, name) → owner uid of every credop-managed Secret."""
+        self._locks: dict[ObjectRef, asyncio.Lock] = {}
+
+    def lock(self, ref: ObjectRef) -> asyncio.Lock:
+        """The lock that makes one reconcile at a time per object (handler or scheduler)."""
+        return self._locks.setdefault(ref, asyncio.Lock())
+
+    def remember(self, ref: ObjectRef, body: Body) -> None:
+        self.bodies[ref] = body
+
+    def forget(self, ref: ObjectRef) -> None:
+        self.bodies.pop(ref, None)
+        lock = self._locks.get(ref)
+        if lock is not None and not lock.locked():
+            del self._locks[ref]
+
+    def refs_in(self, namespace: str, plural: str | None = None) -> list[ObjectRef]:
+        return [ref for ref in self.bodies if ref.namespace == namespace and (plural is None or ref.plural == plural)]
+
+    def set_policy(self, namespace: str, name: str, spec_body: Body) -> str | None:
+        """Remember a KeyPolicy; returns the validation error, if its spec is invalid (then it is dropped)."""
+        try:
+            self.policies[namespace][name] = KeyPolicySpec.model_validate(spec_body)
+        except ValidationError as error:
+            self.policies[namespace].pop(name, None)
+            return str(error)
+        return None
+
+    def drop_policy(self, namespace: str, name: str) -> None:
+        self.policies[namespace].pop(name, None)
+
+    def secret_exists(self, namespace: str, name: str) -> bool:
+        return (namespace, name) in self.secrets
+
+    def client_id_holders(self, namespace: str, client_id: str, *, plural: str) -> list[Body]:
+        """ApiClients in ``namespace`` whose effective client ID is ``client_id``."""
+        holders = []
+        for ref in self.refs_in(namespace, plural):
+            body = self.bodies[ref]
+            if (body.get("spec", {}).get("clientId") or ref.name) == client_id:
+                holders.append(body)
+        return holders

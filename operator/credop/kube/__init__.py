@@ -1,0 +1,1 @@
+"""Thin adapters over the Kubernetes API (the `kubernetes` client, run in threads)."""

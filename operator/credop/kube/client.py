@@ -1,0 +1,150 @@
+"""An asyncio face on the synchronous `kubernetes` client: JSON dicts in, JSON dicts out.
+
+Calls run in a dedicated thread pool and skip the client's model
+deserialisation (``_preload_content=False``), which is most of its cost.
+Only the verbs credop needs are here, so RBAC and tests can see them all.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import concurrent.futures
+import functools
+import json
+import os
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any, TypeVar
+
+import kubernetes
+from kubernetes.client.exceptions import ApiException
+
+from credop import GROUP, VERSION
+
+T = TypeVar("T")
+Body = dict[str, Any]
+MERGE_PATCH = "application/merge-patch+json"
+PARTIAL_METADATA = "application/json;as=PartialObjectMetadataList;g=meta.k8s.io;v=v1"
+
+
+class NotFoundError(LookupError):
+    """The object does not exist."""
+
+
+class ConflictError(RuntimeError):
+    """The object exists already, or changed since it was read."""
+
+
+def load_configuration(kubeconfig: str | Path | None = None) -> kubernetes.client.Configuration:
+    """In-cluster configuration in a pod, else the kubeconfig (argument, $KUBECONFIG or ~/.kube/config)."""
+    configuration = kubernetes.client.Configuration()
+    if kubeconfig is None and os.environ.get("KUBERNETES_SERVICE_HOST") and not os.environ.get("KUBECONFIG"):
+        kubernetes.config.load_incluster_config(client_configuration=configuration)  # type: ignore[no-untyped-call]
+    else:
+        path = str(kubeconfig) if kubeconfig else None
+        kubernetes.config.load_kube_config(config_file=path, client_configuration=configuration)  # type: ignore[no-untyped-call]
+    configuration.connection_pool_maxsize = 64
+    return configuration
+
+
+class Kube:
+    """The API calls credop makes, as coroutines returning JSON dicts."""
+
+    def __init__(self, configuration: kubernetes.client.Configuration, *, threads: int = 32) -> None:
+        self.configuration = configuration
+        self.api = kubernetes.client.ApiClient(configuration)
+        self.core = kubernetes.client.CoreV1Api(self.api)
+        self.custom = kubernetes.client.CustomObjectsApi(self.api)
+        self.apps = kubernetes.client.AppsV1Api(self.api)
+        self.coordination = kubernetes.client.CoordinationV1Api(self.api)
+        self._pool = concurrent.futures.ThreadPoolExecutor(max_workers=threads, thread_name_prefix="kube")
+
+    def close(self) -> None:
+        self._pool.shutdown(wait=False, cancel_futures=True)
+        self.api.close()  # type: ignore[no-untyped-call]
+
+    async def _call(self, method: Callable[..., Any], *args: Any, **kwargs: Any) -> Body:
+        call = functools.partial(method, *args, _preload_content=False, **kwargs)
+        loop = asyncio.get_running_loop()
+        try:
+            response = await loop.run_in_executor(self._pool, call)
+        except ApiException as error:
+            raise _translated(error) from None
+        data = response.data
+        return json.loads(data) if data else {}
+
+    # Custom resources -----------------------------------------------------------------------
+    async def get_object(self, plural: str, namespace: str, name: str) -> Body:
+        return await self._call(self.custom.get_namespaced_custom_object, GROUP, VERSION, namespace, plural, name)
+
+    async def list_objects(self, plural: str, namespace: str) -> list[Body]:
+        listing = await self._call(self.custom.list_namespaced_custom_object, GROUP, VERSION, namespace, plural)
+        return list(listing.get("items", []))
+
+    async def patch_status(self, plural: str, namespace: str, name: str, patch: Body) -> Body:
+        """A JSON merge patch of ``.status`` (the status subresource; never the spec)."""
+        return await self._call(
+            self.custom.patch_namespaced_custom_object_status,
+            GROUP,
+            VERSION,
+            namespace,
+            plural,
+            name,
+            patch,
+            _content_type=MERGE_PATCH,
+        )
+
+    async def list_all_objects(self, plural: str) -> list[Body]:
+        listing = await self._call(self.custom.list_cluster_custom_object, GROUP, VERSION, plural)
+        return list(listing.get("items", []))
+
+    # Secrets -------------------------------------------------------------------------------
+    async def create_secret(self, namespace: str, body: Body) -> Body:
+        return await self._call(self.core.create_namespaced_secret, namespace, body)
+
+    async def read_secret(self, namespace: str, name: str) -> Body:
+        return await self._call(self.core.read_namespaced_secret, name, namespace)
+
+    async def replace_secret(self, namespace: str, name: str, body: Body) -> Body:
+        """A full update, guarded by the body's metadata.resourceVersion."""
+        return await self._call(self.core.replace_namespaced_secret, name, namespace, body)
+
+    async def patch_secret(self, namespace: str, name: str, patch: Body) -> Body:
+        return await self._call(self.core.patch_namespaced_secret, name, namespace, patch, _content_type=MERGE_PATCH)
+
+    async def list_secret_metadata(self, label_selector: str) -> list[Body]:
+        """Names, labels, annotations and owners of matching Secrets in every namespace: never their data."""
+        listing = await self._call(
+            self.core.list_secret_for_all_namespaces,
+            label_selector=label_selector,
+            _headers={"Accept": PARTIAL_METADATA},
+        )
+        return list(listing.get("items", []))
+
+    # Events and workloads ------------------------------------------------------------------
+    async def create_event(self, namespace: str, body: Body) -> Body:
+        return await self._call(self.core.create_namespaced_event, namespace, body)
+
+    async def patch_workload(self, kind: str, namespace: str, name: str, patch: Body) -> Body:
+        method = {
+            "Deployment": self.apps.patch_namespaced_deployment,
+            "StatefulSet": self.apps.patch_namespaced_stateful_set,
+            "DaemonSet": self.apps.patch_namespaced_daemon_set,
+        }[kind]
+        return await self._call(method, name, namespace, patch, _content_type=MERGE_PATCH)
+
+
+def _translated(error: ApiException) -> Exception:
+    message = _api_message(error)
+    if error.status == 404:
+        return NotFoundError(message)
+    if error.status == 409:
+        return ConflictError(message)
+    return error
+
+
+def _api_message(error: ApiException) -> str:
+    try:
+        return str(json.loads(error.body or "{}").get("message", error.reason))
+    except (TypeError, ValueError):
+        return str(error.reason)

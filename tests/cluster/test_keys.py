@@ -1,0 +1,325 @@
+"""ServiceAccountKeys on the real control plane: mint once, status, rotation, timers, Secrets."""
+
+from __future__ import annotations
+
+import base64
+import datetime
+import json
+import time
+from collections.abc import Callable
+from typing import Any
+
+import jwt
+import kubernetes
+import pytest
+
+from credop.domain.keyformat import ACCESS_KEY_ID, SECRET_KEY, recognised_format
+from credop.domain.keyring import decode_keyring
+from tests.cluster.kube import Cluster, wait_for
+from tests.cluster.operator import OPERATOR_NAMESPACE, TEST_ENDPOINT, OperatorThread
+
+pytestmark = pytest.mark.usefixtures("operator")
+SAK = "serviceaccountkeys"
+
+
+def key_manifest(name: str, namespace: str, **spec: Any) -> dict[str, Any]:
+    return {
+        "apiVersion": "credop.dev/v1alpha1",
+        "kind": "ServiceAccountKey",
+        "metadata": {"name": name, "namespace": namespace},
+        "spec": {"serviceAccount": "ci-bot", **spec},
+    }
+
+
+def policy_manifest(namespace: str, name: str = "default", **spec: Any) -> dict[str, Any]:
+    return {
+        "apiVersion": "credop.dev/v1alpha1",
+        "kind": "KeyPolicy",
+        "metadata": {"name": name, "namespace": namespace},
+        "spec": spec,
+    }
+
+
+def status_of(cluster: Cluster, namespace: str, name: str, plural: str = SAK) -> dict[str, Any]:
+    return cluster.get(plural, namespace, name).get("status") or {}
+
+
+def wait_status(
+    cluster: Cluster,
+    namespace: str,
+    name: str,
+    check: Callable[[dict[str, Any]], bool],
+    *,
+    plural: str = SAK,
+    timeout: float = 30,
+) -> dict[str, Any]:
+    def probe() -> dict[str, Any] | None:
+        status = status_of(cluster, namespace, name, plural)
+        return status if check(status) else None
+
+    return wait_for(probe, timeout=timeout, what=f"{plural}/{name} status")
+
+
+def condition(status: dict[str, Any], kind: str) -> str | None:
+    return next((c["status"] for c in status.get("conditions", []) if c["type"] == kind), None)
+
+
+def secret_data(cluster: Cluster, namespace: str, name: str) -> dict[str, str]:
+    secret = cluster.core.read_namespaced_secret(name, namespace)
+    return {key: base64.b64decode(value).decode() for key, value in (secret.data or {}).items()}
+
+
+def active(status: dict[str, Any]) -> bool:
+    return status.get("phase") == "Active"
+
+
+def test_key_is_minted_once_into_an_owned_secret(cluster: Cluster, namespace: str) -> None:
+    cluster.apply(key_manifest("ci", namespace, description="CI uploads", roles=[{"name": "GlobalViewer"}]))
+    status = wait_status(cluster, namespace, "ci", active)
+    assert recognised_format(status["accessKeyId"]) is ACCESS_KEY_ID
+    assert status["secretRef"] == {"name": "ci"}
+    assert condition(status, "Ready") == "True"
+    assert status["observedGeneration"] == 1
+    assert status["keyGeneration"] == 1
+    assert status["expiresAt"] and status["rotationDueAt"] and "lastUsedAt" not in status
+
+    secret = cluster.core.read_namespaced_secret("ci", namespace)
+    owner = cluster.get(SAK, namespace, "ci")
+    assert secret.metadata.owner_references[0].uid == owner["metadata"]["uid"]
+    assert secret.metadata.owner_references[0].controller is True
+    assert secret.metadata.labels["app.kubernetes.io/managed-by"] == "credop"
+    data = secret_data(cluster, namespace, "ci")
+    assert data["accessKeyId"] == status["accessKeyId"]
+    assert recognised_format(data["secretKey"]) is SECRET_KEY
+    assert data["verifier"].startswith("hmac-sha256$")
+    assert data["secretKey"] not in json.dumps(owner)
+
+    cluster.kubectl("patch", "sak", "ci", "-n", namespace, "--type=merge", "-p", '{"spec":{"description":"edited"}}')
+    wait_status(cluster, namespace, "ci", lambda s: s.get("observedGeneration") == 2)
+    assert secret_data(cluster, namespace, "ci") == data
+
+
+def test_key_secret_is_garbage_collected_with_its_key(cluster: Cluster, namespace: str) -> None:
+    cluster.apply(key_manifest("gone", namespace))
+    wait_status(cluster, namespace, "gone", active)
+    cluster.kubectl("delete", "sak", "gone", "-n", namespace)
+
+    def secret_is_gone() -> bool:
+        try:
+            cluster.core.read_namespaced_secret("gone", namespace)
+        except kubernetes.client.ApiException as error:
+            return error.status == 404
+        return False
+
+    wait_for(secret_is_gone, timeout=60, what="the garbage collector")
+
+
+def test_secret_template_and_custom_secret_name(cluster: Cluster, namespace: str) -> None:
+    template = {
+        "data": {"credentials": "key:{{ .accessKeyId }}::{{ .secretKey }},tenant id:{{ .tenant }}"},
+        "labels": {"team": "payments"},
+        "annotations": {"credop.dev/endpoint": "{{ .endpoint }}"},
+    }
+    cluster.apply(key_manifest("tpl", namespace, secretName="tpl-credentials", secretTemplate=template))
+    status = wait_status(cluster, namespace, "tpl", active)
+    data = secret_data(cluster, namespace, "tpl-credentials")
+    assert data["credentials"] == f"key:{status['accessKeyId']}::{data['secretKey']},tenant id:{namespace}"
+    secret = cluster.core.read_namespaced_secret("tpl-credentials", namespace)
+    assert secret.metadata.labels["team"] == "payments"
+    assert secret.metadata.annotations["credop.dev/endpoint"] == TEST_ENDPOINT
+
+
+def test_unknown_template_variable_fails_naming_the_field(cluster: Cluster, namespace: str) -> None:
+    cluster.apply(key_manifest("badtpl", namespace, secretTemplate={"data": {"x": "{{ .password }}"}}))
+    status = wait_status(cluster, namespace, "badtpl", lambda s: s.get("phase") == "Failed")
+    assert "spec.secretTemplate.data.x" in status["message"]
+    with pytest.raises(kubernetes.client.ApiException):
+        cluster.core.read_namespaced_secret("badtpl", namespace)
+
+
+def test_rotate_annotation_mints_once_per_value(cluster: Cluster, namespace: str) -> None:
+    cluster.apply(key_manifest("rot", namespace))
+    first = wait_status(cluster, namespace, "rot", active)
+    before = secret_data(cluster, namespace, "rot")
+    cluster.kubectl("annotate", "sak", "rot", "-n", namespace, "credop.dev/rotate=r1")
+    rotated = wait_status(cluster, namespace, "rot", lambda s: s.get("keyGeneration") == 2)
+    after = secret_data(cluster, namespace, "rot")
+    assert rotated["accessKeyId"] == first["accessKeyId"]
+    assert after["secretKey"] != before["secretKey"]
+    assert rotated["rotateHandled"] == "manual:r1"
+    assert "previousVerifier" not in after
+    cluster.kubectl("patch", "sak", "rot", "-n", namespace, "--type=merge", "-p", '{"spec":{"description":"again"}}')
+    wait_status(cluster, namespace, "rot", lambda s: s.get("observedGeneration") == 2)
+    assert secret_data(cluster, namespace, "rot") == after
+    reasons = [e["reason"] for e in cluster.events(namespace) if e["involvedObject"]["name"] == "rot"]
+    assert reasons.count("Rotated") == 1
+    assert "Minted" in reasons
+
+
+def test_grace_period_keeps_the_previous_secret_until_it_ends(cluster: Cluster, namespace: str) -> None:
+    cluster.apply(key_manifest("grace", namespace, rotation={"gracePeriod": "4s"}))
+    wait_status(cluster, namespace, "grace", active)
+    old = secret_data(cluster, namespace, "grace")
+    cluster.kubectl("annotate", "sak", "grace", "-n", namespace, "credop.dev/rotate=now")
+    status = wait_status(cluster, namespace, "grace", lambda s: s.get("keyGeneration") == 2)
+    assert status["previousSecretValidUntil"]
+    assert secret_data(cluster, namespace, "grace")["previousVerifier"] == old["verifier"]
+    wait_status(cluster, namespace, "grace", lambda s: "previousSecretValidUntil" not in s, timeout=10)
+    assert "previousVerifier" not in secret_data(cluster, namespace, "grace")
+
+
+def test_expiry_notice_then_expired_on_time(cluster: Cluster, namespace: str) -> None:
+    cluster.apply(policy_manifest(namespace, defaultExpiry="6s", expiryNotifyBefore="3s"))
+    time.sleep(0.5)
+    cluster.apply(key_manifest("short", namespace))
+    status = wait_status(cluster, namespace, "short", active)
+    expires = datetime.datetime.fromisoformat(status["expiresAt"].replace("Z", "+00:00"))
+    soon = wait_status(cluster, namespace, "short", lambda s: condition(s, "ExpiringSoon") == "True", timeout=10)
+    assert soon["phase"] == "Active"
+    wait_status(cluster, namespace, "short", lambda s: s.get("phase") == "Expired", timeout=10)
+    assert datetime.datetime.now(datetime.UTC) - expires < datetime.timedelta(seconds=3)
+    reasons = [e["reason"] for e in cluster.events(namespace)]
+    assert "ExpiringSoon" in reasons
+    assert "Expired" in reasons
+
+
+def test_rotation_policy_warns_then_disables(cluster: Cluster, namespace: str) -> None:
+    cluster.apply(
+        policy_manifest(namespace, "strict", rotation={"period": "5s", "notifyBefore": "3s", "action": "Disable"})
+    )
+    time.sleep(0.5)
+    cluster.apply(key_manifest("old", namespace, policyName="strict"))
+    wait_status(cluster, namespace, "old", active)
+    wait_status(cluster, namespace, "old", lambda s: condition(s, "RotationDue") == "True", timeout=10)
+    disabled = wait_status(cluster, namespace, "old", lambda s: s.get("phase") == "Disabled", timeout=10)
+    assert disabled["reason"] == "RotationOverdue"
+    cluster.kubectl("annotate", "sak", "old", "-n", namespace, "credop.dev/rotate=fix")
+    wait_status(cluster, namespace, "old", lambda s: s.get("keyGeneration") == 2 and s.get("phase") == "Active")
+
+
+def test_idle_key_is_flagged_then_disabled(cluster: Cluster, namespace: str) -> None:
+    cluster.apply(policy_manifest(namespace, usage={"maxIdle": "5s", "notifyBefore": "3s", "action": "Disable"}))
+    time.sleep(0.5)
+    cluster.apply(key_manifest("idle", namespace))
+    wait_status(cluster, namespace, "idle", active)
+    wait_status(cluster, namespace, "idle", lambda s: condition(s, "Unused") == "True", timeout=10)
+    disabled = wait_status(cluster, namespace, "idle", lambda s: s.get("phase") == "Disabled", timeout=10)
+    assert disabled["reason"] == "Unused"
+
+
+def test_deleted_secret_is_reported_and_rotation_restores_it(cluster: Cluster, namespace: str) -> None:
+    cluster.apply(key_manifest("lost", namespace))
+    first = wait_status(cluster, namespace, "lost", active)
+    cluster.core.delete_namespaced_secret("lost", namespace)
+    missing = wait_status(cluster, namespace, "lost", lambda s: condition(s, "SecretMissing") == "True")
+    assert missing["phase"] == "Failed"
+    cluster.kubectl("annotate", "sak", "lost", "-n", namespace, "credop.dev/rotate=restore")
+    restored = wait_status(
+        cluster, namespace, "lost", lambda s: s.get("phase") == "Active" and s.get("keyGeneration") == 2
+    )
+    assert restored["accessKeyId"] == first["accessKeyId"]
+    assert secret_data(cluster, namespace, "lost")["secretKey"]
+
+
+def test_deactivated_key_keeps_its_secret(cluster: Cluster, namespace: str) -> None:
+    cluster.apply(key_manifest("off", namespace))
+    wait_status(cluster, namespace, "off", active)
+    data = secret_data(cluster, namespace, "off")
+    cluster.apply(key_manifest("off", namespace, active=False))
+    status = wait_status(cluster, namespace, "off", lambda s: s.get("phase") == "Inactive")
+    assert condition(status, "Ready") == "True"
+    assert secret_data(cluster, namespace, "off") == data
+
+
+def test_invalidate_tokens_is_recorded_once_per_value(cluster: Cluster, namespace: str) -> None:
+    cluster.apply(key_manifest("inv", namespace))
+    wait_status(cluster, namespace, "inv", active)
+    cluster.kubectl("annotate", "sak", "inv", "-n", namespace, "credop.dev/invalidate-tokens=1")
+    status = wait_status(cluster, namespace, "inv", lambda s: s.get("invalidateTokensHandled") == "1")
+    first = status["tokensInvalidBefore"]
+    time.sleep(1.1)
+    cluster.kubectl("patch", "sak", "inv", "-n", namespace, "--type=merge", "-p", '{"spec":{"description":"x"}}')
+    wait_status(cluster, namespace, "inv", lambda s: s.get("observedGeneration") == 2)
+    assert status_of(cluster, namespace, "inv")["tokensInvalidBefore"] == first
+
+
+def test_jwt_format_key_is_a_signed_token_with_the_roles(cluster: Cluster, namespace: str) -> None:
+    roles = [{"name": "CloudAccountViewer", "scope": ["acct-1"]}]
+    cluster.apply(key_manifest("jwtkey", namespace, format="JWT", roles=roles, expiresIn="30d"))
+    status = wait_status(cluster, namespace, "jwtkey", active)
+    token = secret_data(cluster, namespace, "jwtkey")["secretKey"]
+    keys_secret = cluster.core.read_namespaced_secret("credop-keys", OPERATOR_NAMESPACE)
+    keyring = decode_keyring(keys_secret.data)
+    header = jwt.get_unverified_header(token)
+    key = next(k for k in keyring.signing_keys if k.kid == header["kid"])
+    claims = jwt.decode(token, key.private_key().public_key(), algorithms=["ES256"], audience=TEST_ENDPOINT)
+    assert claims["roles"] == roles
+    assert claims["access_key_id"] == status["accessKeyId"]
+    expires = datetime.datetime.fromisoformat(status["expiresAt"].replace("Z", "+00:00"))
+    assert claims["exp"] == int(expires.timestamp())
+
+
+def test_never_expiring_key_fails_where_the_policy_forbids_it(cluster: Cluster, namespace: str) -> None:
+    cluster.apply(key_manifest("forever", namespace, neverExpires=True))
+    status = wait_status(cluster, namespace, "forever", lambda s: s.get("phase") == "Failed")
+    assert "spec.neverExpires" in status["message"]
+
+
+def test_auto_rotate_restarts_the_workloads(cluster: Cluster, namespace: str) -> None:
+    cluster.apps.create_namespaced_deployment(
+        namespace,
+        {
+            "metadata": {"name": "app"},
+            "spec": {
+                "selector": {"matchLabels": {"app": "app"}},
+                "template": {
+                    "metadata": {"labels": {"app": "app"}},
+                    "spec": {"containers": [{"name": "c", "image": "busybox"}]},
+                },
+            },
+        },
+    )
+    cluster.apply(policy_manifest(namespace, rotation={"period": "9s", "notifyBefore": "None", "action": "None"}))
+    time.sleep(0.5)
+    rotation = {"autoRotate": True, "restartTargets": [{"kind": "Deployment", "name": "app"}]}
+    cluster.apply(key_manifest("auto", namespace, rotation=rotation))
+    first = wait_status(cluster, namespace, "auto", active)
+    rotated = wait_status(cluster, namespace, "auto", lambda s: s.get("keyGeneration", 0) >= 2, timeout=15)
+    assert rotated["rotateHandled"].startswith("auto:")
+    assert rotated["lastRotatedAt"] > first["lastRotatedAt"]
+    template = cluster.apps.read_namespaced_deployment("app", namespace).spec.template
+    assert "kubectl.kubernetes.io/restartedAt" in (template.metadata.annotations or {})
+
+
+def test_invalid_specs_are_refused_at_apply_naming_the_field(cluster: Cluster, namespace: str) -> None:
+    cases = [
+        (
+            key_manifest("a", namespace, expiresIn="1d", neverExpires=True),
+            "set at most one of expiresAt, expiresIn and neverExpires",
+        ),
+        (key_manifest("b", namespace, roles=[{"name": "CloudAccountViewer"}]), "spec.roles[0].scope"),
+        (key_manifest("c", namespace, expiresIn="ten days"), "spec.expiresIn"),
+        (key_manifest("d", namespace, format="PEM"), "spec.format"),
+    ]
+    for manifest, message in cases:
+        refused = cluster.apply(manifest, check=False)
+        assert refused.returncode != 0, manifest
+        assert message in refused.stderr, refused.stderr
+    cluster.apply(key_manifest("e", namespace))
+    changed = cluster.apply(key_manifest("e", namespace, format="JWT"), check=False)
+    assert "spec.format is immutable" in changed.stderr
+
+
+def test_operator_restart_does_not_remint(cluster: Cluster, namespace: str, operator: OperatorThread) -> None:
+    cluster.apply(key_manifest("keep", namespace))
+    wait_status(cluster, namespace, "keep", active)
+    data = secret_data(cluster, namespace, "keep")
+    second = OperatorThread(cluster.kubeconfig).start()
+    try:
+        cluster.kubectl(
+            "patch", "sak", "keep", "-n", namespace, "--type=merge", "-p", '{"spec":{"description":"bump"}}'
+        )
+        wait_status(cluster, namespace, "keep", lambda s: s.get("observedGeneration") == 2)
+    finally:
+        second.stop()
+    assert secret_data(cluster, namespace, "keep") == data
