@@ -18,7 +18,7 @@ from pathlib import Path
 import kubernetes
 import pytest
 
-from tests.cluster.kube import REPO, Cluster, existing_cluster_requested, wait_for
+from tests.cluster.kube import REPO, Cluster, existing_cluster_requested, secret_leaks, wait_for
 from tests.cluster.operator import OPERATOR_NAMESPACE, LogCapture, OperatorThread
 
 pytestmark = pytest.mark.cluster
@@ -70,13 +70,16 @@ def operator(crds: Cluster, operator_namespace: str, operator_logs: LogCapture) 
 
 
 @pytest.fixture
-def namespace(cluster: Cluster) -> Iterator[str]:
+def namespace(cluster: Cluster, operator_logs: LogCapture) -> Iterator[str]:
+    """A fresh namespace; at teardown, no secret value from it may appear outside its Secrets."""
     name = f"t-{uuid.uuid4().hex[:10]}"
     cluster.core.create_namespace({"metadata": {"name": name, "labels": {"credop.dev/test": "true"}}})
     wait_for(lambda: _default_service_account_exists(cluster, name), timeout=30, what="the default ServiceAccount")
     yield name
+    leaks = secret_leaks(cluster, name, operator_logs.lines)
     with contextlib.suppress(kubernetes.client.ApiException):
         cluster.core.delete_namespace(name)
+    assert not leaks, f"secret values leaked into: {leaks}"
 
 
 def _default_service_account_exists(cluster: Cluster, namespace: str) -> bool:

@@ -152,3 +152,38 @@ def wait_for(predicate: Callable[[], T], *, timeout: float = 30.0, interval: flo
 
 def existing_cluster_requested() -> bool:
     return os.environ.get("CREDOP_TEST_EXISTING_CLUSTER") == "1"
+
+
+SECRET_DATA_KEYS = ("secretKey", "clientSecret", "verifier", "previousVerifier")
+CREDENTIAL_PLURALS = ("serviceaccountkeys", "apiclients", "keypolicies")
+
+
+def secret_values(cluster: Cluster, namespace: str) -> set[str]:
+    """Every secret value in ``namespace``: credop's secret keys and verifiers, and all of users' own Secrets."""
+    import base64
+
+    values = set()
+    for secret in cluster.core.list_namespaced_secret(namespace).items:
+        managed = (secret.metadata.labels or {}).get("app.kubernetes.io/managed-by") == "credop"
+        for key, raw in (secret.data or {}).items():
+            value = base64.b64decode(raw).decode(errors="replace")
+            if len(value) >= 8 and (not managed or key in SECRET_DATA_KEYS):
+                values.add(value)
+    return values
+
+
+def secret_leaks(cluster: Cluster, namespace: str, log_lines: list[str]) -> list[str]:
+    """Where any secret value of ``namespace`` shows up: credential status/annotations, Events, operator logs."""
+    values = secret_values(cluster, namespace)
+    if not values:
+        return []
+    places: dict[str, str] = {}
+    for plural in CREDENTIAL_PLURALS:
+        for item in cluster.custom.list_namespaced_custom_object("credop.dev", "v1alpha1", namespace, plural)["items"]:
+            where = f"{plural}/{item['metadata']['name']}"
+            places[f"{where} status"] = json.dumps(item.get("status") or {})
+            places[f"{where} annotations"] = json.dumps(item["metadata"].get("annotations") or {})
+    for event in cluster.events(namespace):
+        places[f"event {event['metadata']['name']}"] = json.dumps(event)
+    places["operator log"] = "\n".join(log_lines)
+    return sorted({place for place, text in places.items() for value in values if value in text})

@@ -221,3 +221,20 @@ def test_secret_data_is_plain_base64(cluster: Cluster, namespace: str) -> None:
     wait_status(cluster, namespace, "b64", lambda s: s.get("phase") == "Active", plural=APIC)
     raw = cluster.core.read_namespaced_secret("b64", namespace).data["clientId"]
     assert base64.b64decode(raw) == b"b64"
+
+
+def test_the_leak_check_finds_a_planted_secret(cluster: Cluster, namespace: str) -> None:
+    from tests.cluster.kube import secret_leaks
+
+    cluster.core.create_namespaced_secret(
+        namespace, {"metadata": {"name": "planted"}, "stringData": {"v": "planted-Secret-1"}}
+    )
+    cluster.apply(client_manifest("plant", namespace))
+    wait_status(cluster, namespace, "plant", lambda s: s.get("phase") == "Active", plural=APIC)
+    cluster.kubectl("annotate", "apic", "plant", "-n", namespace, "leak=planted-Secret-1")
+    assert secret_leaks(cluster, namespace, []) == ["apiclients/plant annotations"]
+    assert secret_leaks(cluster, namespace, ["log planted-Secret-1"]) == [
+        "apiclients/plant annotations",
+        "operator log",
+    ]
+    cluster.kubectl("annotate", "apic", "plant", "-n", namespace, "leak-")
