@@ -58,6 +58,10 @@ class Cluster:
         return self._cached("apps", kubernetes.client.AppsV1Api)
 
     @property
+    def coordination(self) -> kubernetes.client.CoordinationV1Api:
+        return self._cached("coordination", kubernetes.client.CoordinationV1Api)
+
+    @property
     def rbac(self) -> kubernetes.client.RbacAuthorizationV1Api:
         return self._cached("rbac", kubernetes.client.RbacAuthorizationV1Api)
 

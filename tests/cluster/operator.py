@@ -29,7 +29,9 @@ class LogCapture(logging.Handler):
 
 class OperatorThread:
     def __init__(self, kubeconfig: Path, *, config: Config | None = None) -> None:
-        self.config = config or Config(namespace=OPERATOR_NAMESPACE, endpoint=TEST_ENDPOINT, kubeconfig=kubeconfig)
+        self.config = config or Config(
+            namespace=OPERATOR_NAMESPACE, endpoint=TEST_ENDPOINT, kubeconfig=kubeconfig, leader_election=False
+        )
         self.runtime: Runtime | None = None
         self._stop = threading.Event()
         self._ready = threading.Event()
@@ -47,9 +49,13 @@ class OperatorThread:
         self.runtime = build_runtime(self.config)
         await run_operator(self.config, stop_flag=self._stop, ready_flag=self._ready, runtime=self.runtime)
 
-    def start(self, timeout: float = 60) -> OperatorThread:
+    @property
+    def ready(self) -> bool:
+        return self._ready.is_set()
+
+    def start(self, timeout: float = 60, *, wait: bool = True) -> OperatorThread:
         self._thread.start()
-        if not self._ready.wait(timeout):
+        if wait and not self._ready.wait(timeout):
             raise TimeoutError("the operator did not become ready")
         if self.error:
             raise RuntimeError("the operator failed to start") from self.error

@@ -18,6 +18,9 @@ class Config:
     usage_flush_interval: float = 60.0
     """Seconds between lastUsedAt writes per credential (the service batches uses)."""
     signing_key_rotation_days: int = 30
+    leader_election: bool = True
+    """Run kopf only while holding the credop-operator Lease (one active replica)."""
+    lease_seconds: float = 15.0
 
     @property
     def issuer(self) -> str:
@@ -36,5 +39,7 @@ class Config:
             values["endpoint"] = os.environ["CREDOP_ENDPOINT"]
         if "CREDOP_USAGE_FLUSH_INTERVAL" in os.environ:
             values["usage_flush_interval"] = float(os.environ["CREDOP_USAGE_FLUSH_INTERVAL"])
+        if "CREDOP_LEADER_ELECTION" in os.environ:
+            values["leader_election"] = os.environ["CREDOP_LEADER_ELECTION"].lower() not in ("0", "false", "no")
         values.update({key: value for key, value in overrides.items() if value is not None})
         return cls(**values)  # type: ignore[arg-type]

@@ -3,15 +3,23 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
+import datetime
+import os
+import socket
 import threading
+import uuid
+from collections.abc import Coroutine
 from typing import Any
 
 import kopf
 
 from credop.controller import handlers
 from credop.controller.config import Config
+from credop.controller.leader import LeaderElector
 from credop.controller.runtime import Runtime
 from credop.controller.scheduler import Clock, utc_now
+from credop.domain.lease import LeaseTerms
 from credop.kube.client import Kube, load_configuration
 
 __all__ = ["handlers", "run_operator"]
@@ -47,15 +55,56 @@ async def run_operator(
     clock: Clock = utc_now,
     runtime: Runtime | None = None,
 ) -> None:
-    """Run until ``stop_flag`` is set (or forever)."""
+    """Run until ``stop_flag`` is set, or (with leader election) the lease is lost."""
     runtime = runtime or build_runtime(config, clock=clock)
+    stop = asyncio.Event()
+    helpers = [asyncio.create_task(_set_when_flagged(stop_flag, stop))] if stop_flag is not None else []
+    elector = _elector(config, runtime) if config.leader_election else None
     try:
+        if elector is not None:
+            if not await _first_of(elector.acquire(), stop.wait()):
+                return
+            helpers.append(asyncio.create_task(_set_after(elector.hold(), stop)))
         await kopf.operator(
             clusterwide=True,
             standalone=True,
             memo=kopf.Memo(runtime=runtime),
-            stop_flag=stop_flag,
+            stop_flag=stop,
             ready_flag=ready_flag,
         )
     finally:
+        for helper in helpers:
+            helper.cancel()
+        if elector is not None:
+            with contextlib.suppress(Exception):
+                await elector.release()
         runtime.kube.close()
+
+
+def _elector(config: Config, runtime: Runtime) -> LeaderElector:
+    identity = f"{os.environ.get('POD_NAME') or socket.gethostname()}-{uuid.uuid4().hex[:6]}"
+    terms = LeaseTerms(identity=identity, duration=datetime.timedelta(seconds=config.lease_seconds))
+    return LeaderElector(runtime.kube, namespace=config.namespace, terms=terms, renew_every=config.lease_seconds / 3)
+
+
+async def _first_of(wanted: Coroutine[Any, Any, None], other: Coroutine[Any, Any, Any]) -> bool:
+    """Await both; True when ``wanted`` finished first (the other is cancelled)."""
+    first, second = asyncio.create_task(wanted), asyncio.create_task(other)
+    done, _ = await asyncio.wait({first, second}, return_when=asyncio.FIRST_COMPLETED)
+    for task in (first, second):
+        task.cancel()
+    return first in done and not first.cancelled() and first.exception() is None
+
+
+async def _set_after(work: Coroutine[Any, Any, None], stop: asyncio.Event) -> None:
+    await work
+    stop.set()
+
+
+async def _set_when_flagged(flag: asyncio.Event | threading.Event, stop: asyncio.Event) -> None:
+    if isinstance(flag, asyncio.Event):
+        await flag.wait()
+    else:
+        while not flag.is_set():  # noqa: ASYNC110 - a threading.Event cannot be awaited
+            await asyncio.sleep(0.1)
+    stop.set()

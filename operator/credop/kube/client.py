@@ -121,6 +121,16 @@ class Kube:
         )
         return list(listing.get("items", []))
 
+    # Leases (leader election) ---------------------------------------------------------------
+    async def read_lease(self, namespace: str, name: str) -> Body:
+        return await self._call(self.coordination.read_namespaced_lease, name, namespace)
+
+    async def create_lease(self, namespace: str, body: Body) -> Body:
+        return await self._call(self.coordination.create_namespaced_lease, namespace, body)
+
+    async def replace_lease(self, namespace: str, name: str, body: Body) -> Body:
+        return await self._call(self.coordination.replace_namespaced_lease, name, namespace, body)
+
     # Events and workloads ------------------------------------------------------------------
     async def create_event(self, namespace: str, body: Body) -> Body:
         return await self._call(self.core.create_namespaced_event, namespace, body)
