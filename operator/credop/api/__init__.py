@@ -54,12 +54,12 @@ SERVICE_ACCOUNT_KEY = Kind(
     columns=(
         PrinterColumn("Access-Key", ".status.accessKeyId", description="The access key ID"),
         PrinterColumn("Phase", ".status.phase"),
-        PrinterColumn("Expires", ".status.expiresAt", "date"),
+        PrinterColumn("Expires", ".status.expiresAt", description="When the key expires"),
         PrinterColumn("Last-Used", ".status.lastUsedAt", "date"),
         AGE,
         PrinterColumn("Service-Account", ".spec.serviceAccount", priority=1),
         PrinterColumn("Reason", ".status.reason", priority=1),
-        PrinterColumn("Rotation-Due", ".status.rotationDueAt", "date", priority=1),
+        PrinterColumn("Rotation-Due", ".status.rotationDueAt", priority=1),
     ),
 )
 API_CLIENT = Kind(

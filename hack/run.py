@@ -1,0 +1,111 @@
+"""``hack/run``: credop's operator and credential service against a cluster, with the examples applied.
+
+With $KUBECONFIG set, that cluster is used (CRDs are applied with server-side
+apply). Without it, a local control plane is started from the test bed. The
+operator and the credential service run in this process; the examples go into
+the namespace ``credop-examples`` and a status table is printed.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import contextlib
+import os
+import subprocess
+import sys
+import threading
+import time
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(REPO / "hack"))
+EXAMPLES_NAMESPACE = "credop-examples"
+
+
+def kubectl(kubeconfig: str, *args: str, check: bool = True) -> subprocess.CompletedProcess[str]:
+    binary = REPO / ".venv" / "bin" / "kubectl"
+    command = [str(binary if binary.exists() else "kubectl"), f"--kubeconfig={kubeconfig}", *args]
+    return subprocess.run(command, capture_output=True, text=True, check=check)
+
+
+def install(kubeconfig: str, namespace: str) -> None:
+    kubectl(kubeconfig, "apply", "--server-side", "--force-conflicts", "-f", str(REPO / "crds"))
+    kubectl(kubeconfig, "wait", "--for=condition=Established", "--timeout=60s", "-f", str(REPO / "crds"))
+    for name in (namespace, EXAMPLES_NAMESPACE):
+        kubectl(kubeconfig, "create", "namespace", name, check=False)
+
+
+def apply_examples(kubeconfig: str) -> None:
+    """The policy first (so every credential sees it), then the rest; the refused ones are shown, not applied."""
+    kubectl(kubeconfig, "apply", "-n", EXAMPLES_NAMESPACE, "-f", str(REPO / "examples" / "01-keypolicy-default.yaml"))
+    time.sleep(1)
+    print(kubectl(kubeconfig, "apply", "-n", EXAMPLES_NAMESPACE, "-f", str(REPO / "examples")).stdout, flush=True)
+    for refused in sorted((REPO / "examples" / "refused").glob("*.yaml")):
+        result = kubectl(kubeconfig, "apply", "--dry-run=server", "-n", EXAMPLES_NAMESPACE, "-f", str(refused), check=False)
+        verdict = result.stderr.strip().splitlines()[0] if result.returncode else "accepted by the API server (the webhook or controller refuses it)"
+        print(f"refused/{refused.name}: {verdict}", flush=True)
+
+
+def print_status(kubeconfig: str) -> None:
+    time.sleep(8)
+    table = kubectl(kubeconfig, "get", "credentials", "-n", EXAMPLES_NAMESPACE, check=False)
+    print(f"\n$ kubectl get credentials -n {EXAMPLES_NAMESPACE}\n{table.stdout}{table.stderr}", flush=True)
+
+
+async def serve(kubeconfig: str, namespace: str, port: int, stop: threading.Event, ready: threading.Event) -> None:
+    from credop.controller.config import Config
+    from credop.controller.main import run_operator
+
+    config = Config(namespace=namespace, endpoint=f"http://127.0.0.1:{port}", kubeconfig=Path(kubeconfig), leader_election=False)
+    tasks = [asyncio.create_task(run_operator(config, stop_flag=stop, ready_flag=ready))]
+    try:
+        from credop.service import run_service
+    except ImportError:
+        print("(the credential service is not available in this build)", flush=True)
+    else:
+        tasks.append(asyncio.create_task(run_service(config, host="127.0.0.1", port=port, stop_flag=stop)))
+    await asyncio.gather(*tasks)
+
+
+def run(kubeconfig: str, *, namespace: str, port: int) -> None:
+    from credop.logs import configure_logging
+
+    configure_logging(level=os.environ.get("CREDOP_LOG_LEVEL", "INFO"))
+    install(kubeconfig, namespace)
+    stop, ready = threading.Event(), threading.Event()
+
+    def after_start() -> None:
+        if ready.wait(120):
+            apply_examples(kubeconfig)
+            print_status(kubeconfig)
+            print(f"credential service: http://127.0.0.1:{port}  (Ctrl-C stops)", flush=True)
+            print(f"export KUBECONFIG={kubeconfig}", flush=True)
+
+    threading.Thread(target=after_start, daemon=True).start()
+    try:
+        asyncio.run(serve(kubeconfig, namespace, port, stop, ready))
+    except KeyboardInterrupt:
+        stop.set()
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0] if __doc__ else None)
+    parser.add_argument("--namespace", default="credop-system", help="credop's own namespace")
+    parser.add_argument("--port", type=int, default=8080, help="credential service port on 127.0.0.1")
+    args = parser.parse_args()
+    kubeconfig = os.environ.get("KUBECONFIG")
+    if kubeconfig:
+        run(kubeconfig, namespace=args.namespace, port=args.port)
+        return 0
+    from testbed import ControlPlane
+
+    with ControlPlane.start() as plane:
+        print(f"local control plane {plane.version()} ready in {plane.boot_seconds:.1f}s", flush=True)
+        with contextlib.suppress(KeyboardInterrupt):
+            run(str(plane.kubeconfig), namespace=args.namespace, port=args.port)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
