@@ -19,7 +19,7 @@ import kubernetes
 import pytest
 
 from tests.cluster.kube import REPO, Cluster, existing_cluster_requested, secret_leaks, wait_for
-from tests.cluster.operator import OPERATOR_NAMESPACE, LogCapture, OperatorThread
+from tests.cluster.operator import OPERATOR_NAMESPACE, LogCapture, SessionOperator
 
 pytestmark = pytest.mark.cluster
 
@@ -62,9 +62,9 @@ def operator_logs() -> Iterator[LogCapture]:
 
 
 @pytest.fixture(scope="session")
-def operator(crds: Cluster, operator_namespace: str, operator_logs: LogCapture) -> Iterator[OperatorThread]:
+def operator(crds: Cluster, operator_namespace: str, operator_logs: LogCapture) -> Iterator[SessionOperator]:
     """credop's operator, in-process, for the whole session (tests use their own namespaces)."""
-    running = OperatorThread(crds.kubeconfig).start()
+    running = SessionOperator(crds.kubeconfig)
     yield running
     running.stop()
 

@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import threading
+from collections.abc import Iterator
 from pathlib import Path
 
 from credop.controller.config import Config
@@ -66,3 +68,26 @@ class OperatorThread:
         self._thread.join(timeout)
         if self._thread.is_alive():
             raise TimeoutError("the operator did not stop")
+
+
+class SessionOperator:
+    """The session's operator, which a test may pause (e.g. to run a crashing one alone)."""
+
+    def __init__(self, kubeconfig: Path) -> None:
+        self.kubeconfig = kubeconfig
+        self.thread = OperatorThread(kubeconfig).start()
+
+    @property
+    def runtime(self) -> Runtime | None:
+        return self.thread.runtime
+
+    @contextlib.contextmanager
+    def paused(self) -> Iterator[None]:
+        self.thread.stop()
+        try:
+            yield
+        finally:
+            self.thread = OperatorThread(self.kubeconfig).start()
+
+    def stop(self) -> None:
+        self.thread.stop()

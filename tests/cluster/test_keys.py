@@ -310,7 +310,7 @@ def test_invalid_specs_are_refused_at_apply_naming_the_field(cluster: Cluster, n
     assert "spec.format is immutable" in changed.stderr
 
 
-def test_operator_restart_does_not_remint(cluster: Cluster, namespace: str, operator: OperatorThread) -> None:
+def test_operator_restart_does_not_remint(cluster: Cluster, namespace: str) -> None:
     cluster.apply(key_manifest("keep", namespace))
     wait_status(cluster, namespace, "keep", active)
     data = secret_data(cluster, namespace, "keep")

@@ -1,0 +1,103 @@
+"""The deadline scheduler: one heap, the latest schedule per object wins, order by time."""
+
+from __future__ import annotations
+
+import asyncio
+import datetime
+
+from credop.controller.scheduler import Scheduler, utc_now
+
+MS = datetime.timedelta(milliseconds=1)
+
+
+async def run_until(scheduler: Scheduler[str], fired: list[str], count: int) -> None:
+    task = asyncio.create_task(scheduler.run())
+    try:
+        async with asyncio.timeout(5):
+            while len(fired) < count:
+                await asyncio.sleep(0.005)
+        await asyncio.sleep(0.05)
+    finally:
+        task.cancel()
+
+
+async def test_fires_in_deadline_order_not_schedule_order() -> None:
+    fired: list[str] = []
+
+    async def record(ref: str, lateness: float) -> None:
+        fired.append(ref)
+
+    scheduler: Scheduler[str] = Scheduler(record, concurrency=1)
+    now = utc_now()
+    scheduler.schedule("c", now + 30 * MS)
+    scheduler.schedule("a", now + 10 * MS)
+    scheduler.schedule("b", now + 20 * MS)
+    await run_until(scheduler, fired, 3)
+    assert fired == ["a", "b", "c"]
+
+
+async def test_rescheduling_replaces_and_none_cancels() -> None:
+    fired: list[str] = []
+
+    async def record(ref: str, lateness: float) -> None:
+        fired.append(ref)
+
+    scheduler: Scheduler[str] = Scheduler(record)
+    now = utc_now()
+    scheduler.schedule("moved", now + 5 * MS)
+    scheduler.schedule("moved", now + 40 * MS)
+    scheduler.schedule("cancelled", now + 10 * MS)
+    scheduler.cancel("cancelled")
+    scheduler.schedule("other", now + 20 * MS)
+    assert len(scheduler) == 2
+    await run_until(scheduler, fired, 2)
+    assert fired == ["other", "moved"]
+    assert len(scheduler) == 0
+
+
+async def test_an_earlier_deadline_wakes_a_sleeping_scheduler() -> None:
+    fired: list[str] = []
+
+    async def record(ref: str, lateness: float) -> None:
+        fired.append(ref)
+
+    scheduler: Scheduler[str] = Scheduler(record)
+    task = asyncio.create_task(scheduler.run())
+    scheduler.schedule("far", utc_now() + datetime.timedelta(hours=1))
+    await asyncio.sleep(0.02)
+    scheduler.schedule("near", utc_now() + 5 * MS)
+    async with asyncio.timeout(5):
+        while not fired:
+            await asyncio.sleep(0.005)
+    task.cancel()
+    assert fired == ["near"]
+    assert scheduler.due_at("far") is not None
+
+
+async def test_a_failing_check_is_retried_later() -> None:
+    async def fail(ref: str, lateness: float) -> None:
+        raise RuntimeError("API down")
+
+    scheduler: Scheduler[str] = Scheduler(fail)
+    scheduler.schedule("x", utc_now())
+    task = asyncio.create_task(scheduler.run())
+    async with asyncio.timeout(5):
+        while scheduler.due_at("x") is None or scheduler.due_at("x") <= utc_now():
+            await asyncio.sleep(0.005)
+    task.cancel()
+    retry = scheduler.due_at("x")
+    assert retry is not None
+    assert retry > utc_now() + datetime.timedelta(seconds=5)
+
+
+def test_many_reschedules_keep_the_heap_small() -> None:
+    async def noop(ref: str, lateness: float) -> None:
+        return None
+
+    scheduler: Scheduler[int] = Scheduler(noop)
+    now = utc_now()
+    for round_ in range(20):
+        for ref in range(500):
+            scheduler.schedule(ref, now + datetime.timedelta(seconds=round_ * 1000 + ref))
+    assert len(scheduler) == 500
+    assert len(scheduler._heap) <= 4 * 500 + 1024
