@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import datetime
 
-from pydantic import Field
+from pydantic import ConfigDict, Field, model_validator
 
 from credop.api.common import (
     ApiModel,
@@ -53,6 +53,18 @@ class Subjects(ApiModel):
 class ClientSecretRules(ApiModel):
     """Rules for client secrets users bring themselves (generated ones always satisfy them)."""
 
+    model_config = ConfigDict(
+        json_schema_extra={
+            "x-kubernetes-validations": [
+                {
+                    "rule": "!has(self.minLength) || !has(self.maxLength) || self.minLength <= self.maxLength",
+                    "message": "spec.clientSecret.minLength must not exceed maxLength",
+                    "fieldPath": ".minLength",
+                }
+            ]
+        }
+    )
+
     min_length: int = Field(default=8, ge=1, le=256)
     """Fewest characters."""
     max_length: int = Field(default=30, ge=1, le=256)
@@ -64,9 +76,27 @@ class ClientSecretRules(ApiModel):
     require_special: bool = True
     """At least one character that is neither a letter nor a digit."""
 
+    @model_validator(mode="after")
+    def _lengths_are_ordered(self) -> ClientSecretRules:
+        if self.min_length > self.max_length:
+            raise ValueError("clientSecret.minLength must not exceed maxLength")
+        return self
+
 
 class TokenValidity(ApiModel):
     """Lifetime of access tokens issued to ApiClients, in seconds."""
+
+    model_config = ConfigDict(
+        json_schema_extra={
+            "x-kubernetes-validations": [
+                {
+                    "rule": "self.minSeconds <= self.defaultSeconds && self.defaultSeconds <= self.maxSeconds",
+                    "message": "spec.tokenValidity: minSeconds <= defaultSeconds <= maxSeconds",
+                    "fieldPath": ".defaultSeconds",
+                }
+            ]
+        }
+    )
 
     default_seconds: int = Field(default=3600, ge=1, le=31_536_000)
     """Used when an ApiClient sets no tokenValiditySeconds."""
@@ -74,6 +104,12 @@ class TokenValidity(ApiModel):
     """Shortest lifetime a client may ask for."""
     max_seconds: int = Field(default=86_400, ge=1, le=31_536_000)
     """Longest lifetime a client may ask for."""
+
+    @model_validator(mode="after")
+    def _bounds_are_ordered(self) -> TokenValidity:
+        if not self.min_seconds <= self.default_seconds <= self.max_seconds:
+            raise ValueError("tokenValidity: minSeconds <= defaultSeconds <= maxSeconds")
+        return self
 
 
 class RoleRule(ApiModel):
@@ -121,7 +157,11 @@ class KeyPolicySpec(ApiModel):
     """Rules for user-supplied client secrets."""
     token_validity: TokenValidity = Field(default_factory=TokenValidity)
     """Access token lifetimes for ApiClients."""
-    roles: list[RoleRule] = Field(default_factory=lambda: list(DEFAULT_ROLES), max_length=256)
+    roles: list[RoleRule] = Field(
+        default_factory=lambda: list(DEFAULT_ROLES),
+        max_length=256,
+        json_schema_extra={"x-kubernetes-list-type": "map", "x-kubernetes-list-map-keys": ["name"]},
+    )
     """The roles keys may carry, and which of them need a scope."""
 
 
