@@ -6,6 +6,8 @@ import os
 from dataclasses import dataclass
 from pathlib import Path
 
+from credop.webhooks.settings import WebhookSettings
+
 
 @dataclass(frozen=True)
 class Config:
@@ -18,9 +20,15 @@ class Config:
     usage_flush_interval: float = 60.0
     """Seconds between lastUsedAt writes per credential (the service batches uses)."""
     signing_key_rotation_days: int = 30
+    webhook: WebhookSettings | None = None
+    """The admission webhook server (CREDOP_WEBHOOK_*); none when unset."""
     leader_election: bool = True
     """Run kopf only while holding the credop-operator Lease (one active replica)."""
     lease_seconds: float = 15.0
+    metrics_port: int | None = None
+    """Serve Prometheus metrics on this port (operator: 8081 in the chart)."""
+    health_port: int | None = None
+    """Serve kopf's liveness probe at /healthz on this port (8082 in the chart)."""
 
     @property
     def issuer(self) -> str:
@@ -39,7 +47,11 @@ class Config:
             values["endpoint"] = os.environ["CREDOP_ENDPOINT"]
         if "CREDOP_USAGE_FLUSH_INTERVAL" in os.environ:
             values["usage_flush_interval"] = float(os.environ["CREDOP_USAGE_FLUSH_INTERVAL"])
+        for key, env in (("metrics_port", "CREDOP_METRICS_PORT"), ("health_port", "CREDOP_HEALTH_PORT")):
+            if env in os.environ:
+                values[key] = int(os.environ[env])
         if "CREDOP_LEADER_ELECTION" in os.environ:
             values["leader_election"] = os.environ["CREDOP_LEADER_ELECTION"].lower() not in ("0", "false", "no")
+        values["webhook"] = WebhookSettings.from_environment()
         values.update({key: value for key, value in overrides.items() if value is not None})
         return cls(**values)  # type: ignore[arg-type]

@@ -11,8 +11,10 @@ import threading
 import uuid
 from collections.abc import Coroutine
 from typing import Any
+from wsgiref.simple_server import WSGIServer
 
 import kopf
+import prometheus_client
 
 from credop.controller import handlers
 from credop.controller.config import Config
@@ -60,6 +62,7 @@ async def run_operator(
     stop = asyncio.Event()
     helpers = [asyncio.create_task(_set_when_flagged(stop_flag, stop))] if stop_flag is not None else []
     elector = _elector(config, runtime) if config.leader_election else None
+    metrics_server = _serve_metrics(config, runtime)
     try:
         if elector is not None:
             if not await _first_of(elector.acquire(), stop.wait()):
@@ -71,14 +74,25 @@ async def run_operator(
             memo=kopf.Memo(runtime=runtime),
             stop_flag=stop,
             ready_flag=ready_flag,
+            liveness_endpoint=f"http://0.0.0.0:{config.health_port}/healthz" if config.health_port else None,
         )
     finally:
+        if metrics_server is not None:
+            metrics_server.shutdown()
         for helper in helpers:
             helper.cancel()
         if elector is not None:
             with contextlib.suppress(Exception):
                 await elector.release()
         runtime.kube.close()
+
+
+def _serve_metrics(config: Config, runtime: Runtime) -> WSGIServer | None:
+    """Prometheus metrics on their own port, served by prometheus-client (also on standby replicas)."""
+    if config.metrics_port is None:
+        return None
+    server, _thread = prometheus_client.start_http_server(config.metrics_port, registry=runtime.metrics.registry)
+    return server
 
 
 def _elector(config: Config, runtime: Runtime) -> LeaderElector:

@@ -17,6 +17,7 @@ from typing import Any
 
 from credop.controller.config import Config
 from credop.controller.events import EventRecorder
+from credop.controller.metrics import OperatorMetrics
 from credop.controller.scheduler import Clock, Scheduler, utc_now
 from credop.controller.secrets import CredentialSecrets
 from credop.controller.slots import SlotActor
@@ -38,29 +39,35 @@ class Runtime:
     random_bytes: RandomBytes = os.urandom
     keyring: Keyring = field(default_factory=Keyring)
     reconcilers: dict[str, Reconciler] = field(default_factory=dict)
-    lateness: list[float] = field(default_factory=list)
-    """Seconds each scheduled check fired after its deadline (the latest 10,000)."""
 
     def __post_init__(self) -> None:
         self.events = EventRecorder(self.kube)
         self.secrets = CredentialSecrets(self.kube)
         self.scheduler: Scheduler[ObjectRef] = Scheduler(self._fire, clock=self.clock)
         self.slots = SlotActor(self)
+        self.metrics = OperatorMetrics()
+        self.metrics.watch(self)
         self._tasks: list[asyncio.Task[None]] = []
 
     def now(self) -> datetime.datetime:
         return self.clock()
 
     async def _fire(self, ref: ObjectRef, lateness: float) -> None:
-        self.lateness.append(lateness)
-        if len(self.lateness) > 10_000:
-            del self.lateness[:5_000]
+        self.metrics.lateness.observe(lateness)
         await self.reconcile(ref)
 
     async def reconcile(self, ref: ObjectRef) -> None:
         reconciler = self.reconcilers.get(ref.plural)
-        if reconciler is not None:
-            await reconciler(self, ref)
+        if reconciler is None:
+            return
+        kind = ref.plural
+        with self.metrics.reconcile_seconds.labels(kind).time():
+            try:
+                await reconciler(self, ref)
+            except Exception:
+                self.metrics.reconciles.labels(kind, "error").inc()
+                raise
+        self.metrics.reconciles.labels(kind, "ok").inc()
 
     def reconcile_soon(self, ref: ObjectRef) -> None:
         """Ask the scheduler to look at ``ref`` now (e.g. its policy or Secret changed)."""

@@ -1,0 +1,92 @@
+"""Operator metrics for Prometheus: reconciles, deadline lateness, and credential state for alerts.
+
+Credential state is read from the store when Prometheus scrapes (a custom
+collector), so reconciling costs nothing extra. Labels carry names and
+reasons, never secret values.
+"""
+
+from __future__ import annotations
+
+from collections import Counter
+from collections.abc import Iterator
+from typing import TYPE_CHECKING
+
+from prometheus_client import CollectorRegistry, Histogram
+from prometheus_client import Counter as CounterMetric
+from prometheus_client.core import GaugeMetricFamily
+from prometheus_client.registry import Collector
+
+from credop import names
+from credop.domain.conditions import parse_timestamp
+
+if TYPE_CHECKING:
+    from credop.controller.runtime import Runtime
+
+NOTABLE_CONDITIONS = ("ExpiringSoon", "RotationDue", "Unused", "SecretMissing")
+LATENESS_BUCKETS = (0.01, 0.05, 0.1, 0.25, 0.5, 1.0, 2.0, 5.0, 10.0, 30.0)
+
+
+class OperatorMetrics:
+    def __init__(self) -> None:
+        self.registry = CollectorRegistry()
+        self.reconciles = CounterMetric(
+            "credop_reconciles_total", "Reconciles by kind and outcome", ["kind", "outcome"], registry=self.registry
+        )
+        self.reconcile_seconds = Histogram(
+            "credop_reconcile_duration_seconds", "Time to reconcile one credential", ["kind"], registry=self.registry
+        )
+        self.lateness = Histogram(
+            "credop_deadline_lateness_seconds",
+            "How long after its deadline a scheduled check ran",
+            buckets=LATENESS_BUCKETS,
+            registry=self.registry,
+        )
+
+    def watch(self, runtime: Runtime) -> None:
+        self.registry.register(CredentialCollector(runtime))
+
+
+class CredentialCollector(Collector):
+    """Credential phases, notable conditions, expiry times and active-client slots, from the store."""
+
+    def __init__(self, runtime: Runtime) -> None:
+        self._runtime = runtime
+
+    def collect(self) -> Iterator[GaugeMetricFamily]:
+        phases = GaugeMetricFamily(
+            "credop_credentials", "Credentials by kind, namespace and phase", labels=["kind", "namespace", "phase"]
+        )
+        conditions = GaugeMetricFamily(
+            "credop_credential_condition",
+            "Notable conditions that are True",
+            labels=["kind", "namespace", "name", "condition"],
+        )
+        expiry = GaugeMetricFamily(
+            "credop_credential_expiry_timestamp_seconds", "When each key expires", labels=["kind", "namespace", "name"]
+        )
+        waiting = GaugeMetricFamily(
+            "credop_api_clients_waiting",
+            "ApiClients waiting for an active slot (ActiveLimitReached)",
+            labels=["namespace"],
+        )
+        counts: Counter[tuple[str, str, str]] = Counter()
+        queue: Counter[str] = Counter()
+        for ref, body in list(self._runtime.store.bodies.items()):
+            kind = names.KIND_OF_PLURAL.get(ref.plural, ref.plural)
+            status = body.get("status") or {}
+            counts[(kind, ref.namespace, str(status.get("phase") or "Pending"))] += 1
+            if status.get("reason") == "ActiveLimitReached":
+                queue[ref.namespace] += 1
+            for condition in status.get("conditions") or []:
+                if condition.get("type") in NOTABLE_CONDITIONS and condition.get("status") == "True":
+                    conditions.add_metric([kind, ref.namespace, ref.name, condition["type"]], 1)
+            expires = parse_timestamp(status.get("expiresAt"))
+            if expires is not None:
+                expiry.add_metric([kind, ref.namespace, ref.name], expires.timestamp())
+        for labels, count in counts.items():
+            phases.add_metric(list(labels), count)
+        for namespace, count in queue.items():
+            waiting.add_metric([namespace], count)
+        scheduled = GaugeMetricFamily("credop_scheduled_deadlines", "Objects with a pending deadline in the scheduler")
+        scheduled.add_metric([], len(self._runtime.scheduler))
+        yield from (phases, conditions, expiry, waiting, scheduled)
