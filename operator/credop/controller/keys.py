@@ -150,9 +150,7 @@ def _requested_rotation(context: KeyContext) -> str | None:
 
 
 async def _mint(runtime: Runtime, context: KeyContext, now: datetime.datetime) -> SecretRecord:
-    adopted = await runtime.secrets.adopt(context.owner, context.secret_name)
-    if adopted is not None:
-        return adopted
+    """Create the Secret; after a crash, the 409 makes this adopt the Secret minted before it."""
     minted_at = now.replace(microsecond=0)
     material = _material(runtime, context, None, minted_at)
     record = await runtime.secrets.mint(context.owner, context.secret_name, material, now=minted_at)

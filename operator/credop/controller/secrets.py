@@ -92,14 +92,6 @@ class CredentialSecrets:
             return replace(record_of(existing), adopted=True)
         return record_of(created)
 
-    async def adopt(self, owner: Owner, secret_name: str) -> SecretRecord | None:
-        """The record of the Secret credop wrote for ``owner``, if there is one."""
-        try:
-            existing = await self._kube.read_secret(owner.namespace, secret_name)
-        except NotFoundError:
-            return None
-        return record_of(existing) if owned_by(existing, owner) else None
-
     async def rotate(
         self,
         owner: Owner,

@@ -25,6 +25,7 @@ T = TypeVar("T")
 Body = dict[str, Any]
 MERGE_PATCH = "application/merge-patch+json"
 PARTIAL_METADATA = "application/json;as=PartialObjectMetadataList;g=meta.k8s.io;v=v1"
+STRATEGIC_MERGE_PATCH = "application/strategic-merge-patch+json"
 
 
 class NotFoundError(LookupError):
@@ -57,6 +58,7 @@ class Kube:
         self.custom = kubernetes.client.CustomObjectsApi(self.api)
         self.apps = kubernetes.client.AppsV1Api(self.api)
         self.coordination = kubernetes.client.CoordinationV1Api(self.api)
+        self.admissionregistration = kubernetes.client.AdmissionregistrationV1Api(self.api)
         self._pool = concurrent.futures.ThreadPoolExecutor(max_workers=threads, thread_name_prefix="kube")
 
     def close(self) -> None:
@@ -76,6 +78,9 @@ class Kube:
     # Custom resources -----------------------------------------------------------------------
     async def get_object(self, plural: str, namespace: str, name: str) -> Body:
         return await self._call(self.custom.get_namespaced_custom_object, GROUP, VERSION, namespace, plural, name)
+
+    async def create_object(self, plural: str, namespace: str, body: Body) -> Body:
+        return await self._call(self.custom.create_namespaced_custom_object, GROUP, VERSION, namespace, plural, body)
 
     async def list_objects(self, plural: str, namespace: str) -> list[Body]:
         listing = await self._call(self.custom.list_namespaced_custom_object, GROUP, VERSION, namespace, plural)
@@ -130,6 +135,26 @@ class Kube:
 
     async def replace_lease(self, namespace: str, name: str, body: Body) -> Body:
         return await self._call(self.coordination.replace_namespaced_lease, name, namespace, body)
+
+    # Admission webhooks: the namespace of a DELETE, credop's own webhook configurations ---------
+    async def read_namespace(self, name: str) -> Body:
+        return await self._call(self.core.read_namespace, name)
+
+    async def read_webhook_configuration(self, kind: str, name: str) -> Body:
+        """``kind`` is ``validating`` or ``mutating``."""
+        method = {
+            "validating": self.admissionregistration.read_validating_webhook_configuration,
+            "mutating": self.admissionregistration.read_mutating_webhook_configuration,
+        }[kind]
+        return await self._call(method, name)
+
+    async def patch_webhook_configuration(self, kind: str, name: str, patch: Body) -> Body:
+        """A strategic merge patch (``webhooks`` merge by name) of a webhook configuration."""
+        method = {
+            "validating": self.admissionregistration.patch_validating_webhook_configuration,
+            "mutating": self.admissionregistration.patch_mutating_webhook_configuration,
+        }[kind]
+        return await self._call(method, name, patch, _content_type=STRATEGIC_MERGE_PATCH)
 
     # Events and workloads ------------------------------------------------------------------
     async def create_event(self, namespace: str, body: Body) -> Body:
