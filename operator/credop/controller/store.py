@@ -45,6 +45,10 @@ class Store:
         return self._locks.setdefault(ref, asyncio.Lock())
 
     def remember(self, ref: ObjectRef, body: Body) -> None:
+        """Keep the latest body, without managedFields (half its size, never read)."""
+        metadata = body.get("metadata") or {}
+        if "managedFields" in metadata:
+            body = {**body, "metadata": {key: value for key, value in metadata.items() if key != "managedFields"}}
         self.bodies[ref] = body
 
     def forget(self, ref: ObjectRef) -> None:
