@@ -191,6 +191,7 @@ class ControlPlane:
     workdir: Path
     api_port: int
     processes: dict[str, subprocess.Popen[bytes]] = field(default_factory=dict)
+    arguments: dict[str, list[str]] = field(default_factory=dict)
     keep_workdir: bool = False
 
     @property
@@ -239,7 +240,8 @@ class ControlPlane:
         self.boot_seconds = time.monotonic() - started
 
     def _spawn(self, name: str, args: list[str]) -> None:
-        log = (self.workdir / "logs" / f"{name}.log").open("wb")
+        self.arguments[name] = args
+        log = (self.workdir / "logs" / f"{name}.log").open("ab")
         self.processes[name] = subprocess.Popen(
             [str(BIN / name), *args],
             stdout=log,
@@ -314,6 +316,21 @@ class ControlPlane:
                 "--v=1",
             ],
         )
+
+    def stop_apiserver(self) -> None:
+        """Stop kube-apiserver (etcd and the controller manager keep running), for outage tests."""
+        proc = self.processes["kube-apiserver"]
+        proc.terminate()
+        try:
+            proc.wait(timeout=10)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait()
+
+    def start_apiserver(self) -> None:
+        """Start kube-apiserver again with the same arguments, port and certificates."""
+        self._spawn("kube-apiserver", self.arguments["kube-apiserver"])
+        self._wait_ready()
 
     def ssl_context(self) -> ssl.SSLContext:
         pki = self.pki.directory

@@ -1,0 +1,288 @@
+"""Chaos: credentials created, rotated and deleted while the operator is killed 20 times and the API server is down 30 s.
+
+Afterwards every credential has exactly one Secret, no Secret was minted twice
+(one secret value per key generation, one create per owner), none is orphaned,
+status agrees with the Secret, and no namespace ever showed more Active
+ApiClients than its limit. Runs on its own control plane (it stops the API
+server). CREDOP_CHAOS_COUNT sets the number of credentials (default 1000).
+"""
+
+from __future__ import annotations
+
+import base64
+import contextlib
+import hashlib
+import os
+import random
+import signal
+import subprocess
+import sys
+import threading
+import time
+from collections import defaultdict
+from collections.abc import Callable, Iterator
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import kubernetes
+import pytest
+
+from tests.cluster.kube import REPO, Cluster, existing_cluster_requested, wait_for
+
+COUNT = int(os.environ.get("CREDOP_CHAOS_COUNT", "1000"))
+KILLS = 20
+OUTAGE_SECONDS = 30
+NAMESPACES = ("chaos-a", "chaos-b")
+CLIENT_LIMIT = 5
+GROUP, VERSION = "credop.dev", "v1alpha1"
+
+pytestmark = pytest.mark.skipif(
+    existing_cluster_requested(), reason="stops the API server: needs its own control plane"
+)
+
+
+@dataclass
+class Recorder:
+    """Everything the watches saw: Secret values per (owner, generation), Secret creates, active clients."""
+
+    values: dict[tuple[str, str], set[str]] = field(default_factory=lambda: defaultdict(set))
+    creates: dict[str, int] = field(default_factory=lambda: defaultdict(int))
+    active: dict[str, set[str]] = field(default_factory=lambda: defaultdict(set))
+    most_active: dict[str, int] = field(default_factory=lambda: defaultdict(int))
+    stop: threading.Event = field(default_factory=threading.Event)
+
+    def secret_event(self, kind: str, secret: Any) -> None:
+        owners = secret.metadata.owner_references or []
+        if not owners:
+            return
+        uid = owners[0].uid
+        generation = (secret.metadata.annotations or {}).get("credop.dev/key-generation", "?")
+        data = secret.data or {}
+        value = data.get("secretKey") or data.get("clientSecret") or ""
+        self.values[(uid, generation)].add(hashlib.sha256(value.encode()).hexdigest())
+        if kind == "ADDED":
+            self.creates[uid] += 1
+
+    def client_event(self, kind: str, client: dict[str, Any]) -> None:
+        namespace, name = client["metadata"]["namespace"], client["metadata"]["name"]
+        if kind != "DELETED" and (client.get("status") or {}).get("phase") == "Active":
+            self.active[namespace].add(name)
+        else:
+            self.active[namespace].discard(name)
+        self.most_active[namespace] = max(self.most_active[namespace], len(self.active[namespace]))
+
+
+def watch_forever(
+    list_call: Callable[..., Any], on_event: Callable[[str, Any], None], stop: threading.Event, **kwargs: Any
+) -> None:
+    """List, then watch from that version; on any break (API server down, 410) list and watch again."""
+    seen: set[str] = set()
+    while not stop.is_set():
+        try:
+            listing = list_call(**kwargs)
+            items = listing["items"] if isinstance(listing, dict) else listing.items
+            version = (
+                listing["metadata"]["resourceVersion"]
+                if isinstance(listing, dict)
+                else listing.metadata.resource_version
+            )
+            for item in items:
+                uid = item["metadata"]["uid"] if isinstance(item, dict) else item.metadata.uid
+                on_event("ADDED" if uid not in seen else "MODIFIED", item)
+                seen.add(uid)
+            for event in kubernetes.watch.Watch().stream(
+                list_call, resource_version=version, timeout_seconds=30, **kwargs
+            ):
+                obj = event["object"]
+                uid = obj["metadata"]["uid"] if isinstance(obj, dict) else obj.metadata.uid
+                kind = "MODIFIED" if event["type"] == "ADDED" and uid in seen else event["type"]
+                seen.add(uid)
+                on_event(kind, obj)
+                if stop.is_set():
+                    return
+        except Exception:  # the API server is down or the watch expired: start over
+            time.sleep(0.5)
+
+
+@contextlib.contextmanager
+def operator_process(kubeconfig: Path) -> Iterator[Callable[[], None]]:
+    """A `credop operator` process, and a function that SIGKILLs and restarts it."""
+    env = {
+        **os.environ,
+        "KUBECONFIG": str(kubeconfig),
+        "CREDOP_NAMESPACE": "credop-system",
+        "CREDOP_LEADER_ELECTION": "false",
+    }
+    command = [sys.executable, "-m", "credop.cli", "operator", "--log-level", "WARNING"]
+    holder = {
+        "process": subprocess.Popen(command, env=env, cwd=REPO, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    }
+
+    def kill_and_restart() -> None:
+        holder["process"].send_signal(signal.SIGKILL)
+        holder["process"].wait()
+        holder["process"] = subprocess.Popen(
+            command, env=env, cwd=REPO, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL
+        )
+
+    try:
+        yield kill_and_restart
+    finally:
+        holder["process"].terminate()
+        with contextlib.suppress(subprocess.TimeoutExpired):
+            holder["process"].wait(30)
+        holder["process"].kill()
+
+
+def retrying(call: Callable[[], Any]) -> Any:
+    """Call until the API server answers (it may be down for the outage); 404/409 are answers."""
+    for _ in range(240):
+        try:
+            return call()
+        except kubernetes.client.ApiException as error:
+            if error.status in (404, 409):
+                return None
+            time.sleep(0.5)
+        except Exception:
+            time.sleep(0.5)
+    raise TimeoutError("the API server did not come back")
+
+
+def workload(cluster: Cluster, rng: random.Random) -> dict[str, set[str]]:
+    """Create COUNT credentials (one in ten an ApiClient), rotate one in five, delete one in ten."""
+    custom = cluster.custom
+    deleted: dict[str, set[str]] = defaultdict(set)
+
+    def one(index: int) -> None:
+        namespace = NAMESPACES[index % len(NAMESPACES)]
+        plural, kind = ("apiclients", "ApiClient") if index % 10 == 0 else ("serviceaccountkeys", "ServiceAccountKey")
+        name = f"c{index:05d}"
+        spec = {} if kind == "ApiClient" else {"serviceAccount": "chaos"}
+        body = {"apiVersion": f"{GROUP}/{VERSION}", "kind": kind, "metadata": {"name": name}, "spec": spec}
+        retrying(lambda: custom.create_namespaced_custom_object(GROUP, VERSION, namespace, plural, body))
+        time.sleep(rng.random() * 2)
+        if rng.random() < 0.2:
+            patch = {"metadata": {"annotations": {"credop.dev/rotate": f"r{index}"}}}
+            retrying(lambda: custom.patch_namespaced_custom_object(GROUP, VERSION, namespace, plural, name, patch))
+        if rng.random() < 0.1:
+            retrying(lambda: custom.delete_namespaced_custom_object(GROUP, VERSION, namespace, plural, name))
+            deleted[namespace].add(name)
+
+    with ThreadPoolExecutor(max_workers=16) as pool:
+        list(pool.map(one, range(COUNT)))
+    return deleted
+
+
+def settled(cluster: Cluster) -> bool:
+    for namespace in NAMESPACES:
+        for plural in ("serviceaccountkeys", "apiclients"):
+            for item in cluster.custom.list_namespaced_custom_object(GROUP, VERSION, namespace, plural)["items"]:
+                status = item.get("status") or {}
+                annotations = item["metadata"].get("annotations") or {}
+                wanted_rotation = annotations.get("credop.dev/rotate")
+                if (
+                    status.get("phase") not in ("Active", "Inactive")
+                    or status.get("observedGeneration") != item["metadata"]["generation"]
+                ):
+                    return False
+                if wanted_rotation and status.get("rotateHandled") != f"manual:{wanted_rotation}":
+                    return False
+    return True
+
+
+def test_nothing_is_lost_or_minted_twice_under_chaos() -> None:
+    from testbed import ControlPlane
+
+    rng = random.Random(20261123)
+    with ControlPlane.start() as plane:
+        cluster = Cluster(kubeconfig=plane.kubeconfig, workdir=plane.workdir)
+        cluster.kubectl("apply", "--server-side", "-f", str(REPO / "crds"))
+        cluster.kubectl("wait", "--for=condition=Established", "--timeout=60s", "-f", str(REPO / "crds"))
+        for namespace in ("credop-system", *NAMESPACES):
+            cluster.core.create_namespace({"metadata": {"name": namespace}})
+        recorder = Recorder()
+        api = kubernetes.client.ApiClient(cluster.api_client().configuration)
+        watchers = [
+            threading.Thread(
+                target=watch_forever,
+                args=(
+                    kubernetes.client.CoreV1Api(api).list_secret_for_all_namespaces,
+                    recorder.secret_event,
+                    recorder.stop,
+                ),
+                kwargs={"label_selector": "app.kubernetes.io/managed-by=credop"},
+                daemon=True,
+            ),
+            threading.Thread(
+                target=watch_forever,
+                args=(
+                    kubernetes.client.CustomObjectsApi(api).list_cluster_custom_object,
+                    recorder.client_event,
+                    recorder.stop,
+                ),
+                kwargs={"group": GROUP, "version": VERSION, "plural": "apiclients"},
+                daemon=True,
+            ),
+        ]
+        for watcher in watchers:
+            watcher.start()
+        with operator_process(plane.kubeconfig) as kill_and_restart:
+            load = ThreadPoolExecutor(max_workers=1).submit(workload, cluster, rng)
+            outage_at = rng.randrange(KILLS // 2, KILLS)
+            for round_ in range(KILLS):
+                time.sleep(rng.uniform(0.5, 4.0))
+                kill_and_restart()
+                if round_ == outage_at:
+                    plane.stop_apiserver()
+                    time.sleep(OUTAGE_SECONDS)
+                    plane.start_apiserver()
+            deleted = load.result(timeout=1800)
+            wait_for(
+                lambda: settled(cluster), timeout=600, interval=2, what="every credential to settle after the chaos"
+            )
+        time.sleep(5)
+        recorder.stop.set()
+
+        for namespace in NAMESPACES:
+            credentials = {
+                item["metadata"]["uid"]: item
+                for plural in ("serviceaccountkeys", "apiclients")
+                for item in cluster.custom.list_namespaced_custom_object(GROUP, VERSION, namespace, plural)["items"]
+            }
+            assert not {item["metadata"]["name"] for item in credentials.values()} & deleted[namespace]
+            wait_for(
+                lambda namespace=namespace: _no_orphans(cluster, namespace), timeout=120, what="the garbage collector"
+            )
+            secrets = cluster.core.list_namespaced_secret(
+                namespace, label_selector="app.kubernetes.io/managed-by=credop"
+            ).items
+            owners = [s.metadata.owner_references[0].uid for s in secrets]
+            assert sorted(owners) == sorted(credentials), (
+                "every credential has exactly one Secret, and every Secret an owner"
+            )
+            for secret in secrets:
+                owner = credentials[secret.metadata.owner_references[0].uid]
+                status = owner["status"]
+                annotations = secret.metadata.annotations
+                assert str(status["keyGeneration"]) == annotations["credop.dev/key-generation"]
+                if owner["kind"] == "ServiceAccountKey":
+                    assert status["accessKeyId"] == annotations["credop.dev/access-key-id"]
+                    assert status["accessKeyId"] == base64.b64decode(secret.data["accessKeyId"]).decode()
+        assert len(recorder.creates) >= COUNT * 0.9, "the Secret watch missed creations"
+        twice = {key: len(values) for key, values in recorder.values.items() if len(values) > 1}
+        assert not twice, f"secrets minted twice for the same generation: {twice}"
+        assert max(recorder.creates.values()) == 1, "a Secret was created more than once for one credential"
+        assert recorder.most_active, "the ApiClient watch saw nothing"
+        assert max(recorder.most_active.values()) <= CLIENT_LIMIT
+
+
+def _no_orphans(cluster: Cluster, namespace: str) -> bool:
+    uids = {
+        item["metadata"]["uid"]
+        for plural in ("serviceaccountkeys", "apiclients")
+        for item in cluster.custom.list_namespaced_custom_object(GROUP, VERSION, namespace, plural)["items"]
+    }
+    secrets = cluster.core.list_namespaced_secret(namespace, label_selector="app.kubernetes.io/managed-by=credop").items
+    return all(s.metadata.owner_references[0].uid in uids for s in secrets)
