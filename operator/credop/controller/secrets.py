@@ -41,19 +41,28 @@ class SecretRecord:
 
 
 def record_of(secret: Body) -> SecretRecord:
+    """The bookkeeping annotations of a Secret credop wrote; tolerant of hand-edited values."""
     meta = secret["metadata"]
     annotations = meta.get("annotations") or {}
     identifier = annotations.get(names.ACCESS_KEY_ID_ANNOTATION) or annotations.get(names.CLIENT_ID_ANNOTATION, "")
-    minted_at = parse_timestamp(annotations.get(names.MINTED_AT)) or parse_timestamp(meta.get("creationTimestamp"))
+    minted_at = _timestamp_or_none(annotations.get(names.MINTED_AT)) or parse_timestamp(meta.get("creationTimestamp"))
     assert minted_at is not None
+    generation = annotations.get(names.KEY_GENERATION, "1")
     return SecretRecord(
         name=meta["name"],
         identifier=identifier,
-        generation=int(annotations.get(names.KEY_GENERATION, "1")),
+        generation=int(generation) if generation.isdigit() and int(generation) > 0 else 1,
         minted_at=minted_at,
         request=annotations.get(names.ROTATION_REQUEST),
-        previous_valid_until=parse_timestamp(annotations.get(names.PREVIOUS_VALID_UNTIL)),
+        previous_valid_until=_timestamp_or_none(annotations.get(names.PREVIOUS_VALID_UNTIL)),
     )
+
+
+def _timestamp_or_none(text: str | None) -> datetime.datetime | None:
+    try:
+        return parse_timestamp(text)
+    except ValueError:
+        return None
 
 
 def owned_by(secret: Body, owner: Owner) -> bool:
@@ -121,7 +130,7 @@ class CredentialSecrets:
             owner,
             secret_name,
             material,
-            generation=record.generation + 1,
+            generation=max(record.generation, generation) + 1,
             minted_at=now,
             request=request,
             previous_verifier=data_value(existing, names.VERIFIER) if keep_previous else None,
