@@ -132,9 +132,10 @@ def test_fifty_concurrent_creates_never_show_more_than_five_active(cluster: Clus
                 range(50),
             )
         )
-    wait_for(lambda: count_active(cluster, namespace) == 5, what="five Active clients")
+    wait_for(lambda: count_active(cluster, namespace) == 5, timeout=90, what="five Active clients")
     wait_for(
         lambda: all(phase in ("Active", "Inactive") for phase in phases(cluster, namespace).values()),
+        timeout=90,
         what="every client settled",
     )
     time.sleep(1)

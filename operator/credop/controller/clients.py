@@ -21,7 +21,7 @@ from credop.controller.runtime import Runtime
 from credop.controller.secrets import SecretConflictError, SecretRecord, data_value
 from credop.controller.slots import ClientFacts
 from credop.controller.status import apply_status, timestamp_or_none
-from credop.controller.store import ObjectRef
+from credop.controller.store import ObjectRef, generation_of
 from credop.domain import templates
 from credop.domain.policy import (
     ResolvedPolicy,
@@ -61,15 +61,15 @@ class ClientContext:
 
     @property
     def generation(self) -> int:
-        return int(self.body["metadata"].get("generation", 1))
+        return generation_of(self.body)
 
 
 async def reconcile_client(runtime: Runtime, ref: ObjectRef) -> None:
     async with runtime.store.lock(ref):
-        body = runtime.store.bodies.get(ref)
-        if body is None or body["metadata"].get("deletionTimestamp"):
+        body = runtime.store.live_body(ref)
+        if body is None:
             return
-        generation = int(body["metadata"].get("generation", 1))
+        generation = generation_of(body)
         try:
             spec = ApiClientSpec.model_validate(body.get("spec") or {})
         except ValidationError as error:
@@ -214,7 +214,6 @@ async def _mint(runtime: Runtime, context: ClientContext, policy: KeyPolicySpec)
         record = await runtime.secrets.mint(context.owner, context.secret_name, material, now=now)
     except SecretConflictError as error:
         raise ClientProblem("SecretConflict", str(error)) from None
-    runtime.store.secrets[(context.owner.namespace, context.secret_name)] = context.owner.uid
     if record.adopted:
         return record
     source = "your client secret" if context.spec.client_secret_ref else "a generated client secret"
@@ -246,7 +245,6 @@ async def _rotate(
         )
     except SecretConflictError as error:
         raise ClientProblem("SecretConflict", str(error)) from None
-    runtime.store.secrets[(context.owner.namespace, context.secret_name)] = context.owner.uid
     if rotated.adopted:
         return rotated
     runtime.events.record(

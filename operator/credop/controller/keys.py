@@ -21,7 +21,7 @@ from credop.controller.material import Owner, key_material
 from credop.controller.runtime import Runtime
 from credop.controller.secrets import SecretConflictError, SecretRecord
 from credop.controller.status import apply_status, condition_events, phase_events, timestamp_or_none
-from credop.controller.store import ObjectRef
+from credop.controller.store import ObjectRef, generation_of
 from credop.domain import templates
 from credop.domain.conditions import merge_conditions, timestamp
 from credop.domain.durations import parse_duration
@@ -49,13 +49,13 @@ class KeyContext:
 
     @property
     def generation(self) -> int:
-        return int(self.body["metadata"].get("generation", 1))
+        return generation_of(self.body)
 
 
 async def reconcile_key(runtime: Runtime, ref: ObjectRef) -> None:
     async with runtime.store.lock(ref):
-        body = runtime.store.bodies.get(ref)
-        if body is None or body["metadata"].get("deletionTimestamp"):
+        body = runtime.store.live_body(ref)
+        if body is None:
             runtime.scheduler.cancel(ref)
             return
         try:
@@ -154,7 +154,6 @@ async def _mint(runtime: Runtime, context: KeyContext, now: datetime.datetime) -
     minted_at = now.replace(microsecond=0)
     material = _material(runtime, context, None, minted_at)
     record = await runtime.secrets.mint(context.owner, context.secret_name, material, now=minted_at)
-    runtime.store.secrets[(context.owner.namespace, context.secret_name)] = context.owner.uid
     if not record.adopted:
         runtime.events.record(
             context.body,
@@ -182,7 +181,6 @@ async def _rotate(runtime: Runtime, context: KeyContext, now: datetime.datetime)
         grace=grace,
         generation=previous.generation,
     )
-    runtime.store.secrets[(context.owner.namespace, context.secret_name)] = context.owner.uid
     if record.adopted:
         return record
     until = f"; the previous secret works until {timestamp(minted_at + grace)}" if grace else ""

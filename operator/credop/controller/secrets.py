@@ -75,8 +75,11 @@ def data_value(secret: Body, key: str) -> str | None:
 
 
 class CredentialSecrets:
-    def __init__(self, kube: Kube) -> None:
+    """Mint, rotate and retire credential Secrets; tells ``on_written`` which Secret now exists."""
+
+    def __init__(self, kube: Kube, *, on_written: Callable[[Owner, str], None]) -> None:
         self._kube = kube
+        self._on_written = on_written
 
     async def mint(
         self,
@@ -98,7 +101,9 @@ class CredentialSecrets:
                 raise SecretConflictError(
                     f'Secret "{secret_name}" already exists and is not owned by this {owner.kind}'
                 ) from None
+            self._on_written(owner, secret_name)
             return replace(record_of(existing), adopted=True)
+        self._on_written(owner, secret_name)
         return record_of(created)
 
     async def rotate(
@@ -123,6 +128,7 @@ class CredentialSecrets:
             raise SecretConflictError(f'Secret "{secret_name}" is not owned by this {owner.kind}')
         record = record_of(existing)
         if record.request == request:
+            self._on_written(owner, secret_name)
             return replace(record, adopted=True)
         material = make_material(record.identifier or None)
         keep_previous = grace > datetime.timedelta(0)
@@ -138,6 +144,7 @@ class CredentialSecrets:
         )
         body["metadata"]["resourceVersion"] = existing["metadata"]["resourceVersion"]
         replaced = await self._kube.replace_secret(owner.namespace, secret_name, body)
+        self._on_written(owner, secret_name)
         return record_of(replaced)
 
     async def retire_previous(self, owner: Owner, secret_name: str) -> None:

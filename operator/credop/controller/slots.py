@@ -17,7 +17,7 @@ from typing import TYPE_CHECKING, Any
 
 from credop import names
 from credop.controller.status import apply_status, phase_events
-from credop.controller.store import ObjectRef
+from credop.controller.store import ObjectRef, generation_of
 from credop.domain.conditions import merge_conditions, parse_timestamp, precise_timestamp, timestamp
 from credop.domain.lifecycle import READY, SECRET_MISSING, ConditionState
 from credop.domain.slots import ACTIVE, INACTIVE, LIMIT_REACHED, ClientView, allocate_slots
@@ -109,7 +109,7 @@ class SlotActor:
         meta = body["metadata"]
         status = body.get("status") or {}
         facts = self._facts_of(namespace, meta["name"])
-        current = facts is not None and facts.generation == int(meta.get("generation", 1))
+        current = facts is not None and facts.generation == generation_of(body)
         created_at = parse_timestamp(meta["creationTimestamp"])
         assert created_at is not None
         return ClientView(

@@ -8,13 +8,21 @@ from __future__ import annotations
 import asyncio
 from collections import defaultdict
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from pydantic import ValidationError
 
 from credop.api.keypolicy import KeyPolicySpec
 
+if TYPE_CHECKING:
+    from credop.controller.material import Owner
+
 Body = dict[str, Any]
+
+
+def generation_of(body: Body) -> int:
+    """``metadata.generation`` (1 for objects that do not count generations)."""
+    return int(body["metadata"].get("generation", 1))
 
 
 @dataclass(frozen=True, order=True)
@@ -71,6 +79,17 @@ class Store:
 
     def drop_policy(self, namespace: str, name: str) -> None:
         self.policies[namespace].pop(name, None)
+
+    def live_body(self, ref: ObjectRef) -> Body | None:
+        """The latest body of ``ref``, unless it is gone or being deleted."""
+        body = self.bodies.get(ref)
+        if body is None or body["metadata"].get("deletionTimestamp"):
+            return None
+        return body
+
+    def note_secret(self, owner: Owner, secret_name: str) -> None:
+        """Remember that ``owner``'s Secret exists (credop just wrote it)."""
+        self.secrets[(owner.namespace, secret_name)] = owner.uid
 
     def secret_exists(self, namespace: str, name: str) -> bool:
         return (namespace, name) in self.secrets
