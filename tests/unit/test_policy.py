@@ -127,3 +127,96 @@ def test_client_secret_violations_name_the_field_never_the_secret() -> None:
     violations = check_client_secret("short1!", KeyPolicySpec())
     assert violations and all(v.field == "spec.clientSecretRef" for v in violations)
     assert all("short1!" not in str(v) for v in violations)
+
+
+# Admission-only checks ----------------------------------------------------------------------------
+
+from credop.domain.policy import (  # noqa: E402 - appended with the admission checks
+    CREATED_BY_FIELD,
+    check_client_id_unique,
+    check_created_by_is_requester,
+    check_created_by_unchanged,
+    check_deletion_confirmed,
+    check_policy_found,
+    check_unchanged_fields,
+    client_secret_not_found,
+    expiry_changed,
+)
+
+CREATED_BY = "credop.dev/created-by"
+CONFIRM = "credop.dev/confirm-delete"
+
+
+def test_a_named_policy_must_exist() -> None:
+    assert check_policy_found(resolve_policy(None, {})) == []
+    missing = check_policy_found(resolve_policy("gone", {}))
+    assert [v.field for v in missing] == ["spec.policyName"]
+    assert '"gone" does not exist' in missing[0].message
+
+
+@pytest.mark.parametrize(
+    ("annotations", "ok"), [({CREATED_BY: "alice"}, True), ({CREATED_BY: "mallory"}, False), ({}, False)]
+)
+def test_created_by_names_the_requester(annotations: dict[str, str], ok: bool) -> None:
+    violations = check_created_by_is_requester(annotations, Requester("alice"))
+    assert (violations == []) == ok
+    assert all(v.field == CREATED_BY_FIELD == f"metadata.annotations[{CREATED_BY}]" for v in violations)
+
+
+@pytest.mark.parametrize(
+    ("old", "new", "ok"),
+    [
+        ({CREATED_BY: "alice"}, {CREATED_BY: "alice", "x": "y"}, True),
+        ({}, {}, True),
+        ({CREATED_BY: "alice"}, {CREATED_BY: "mallory"}, False),
+        ({CREATED_BY: "alice"}, {}, False),
+        ({}, {CREATED_BY: "mallory"}, False),
+    ],
+)
+def test_created_by_never_changes(old: dict[str, str], new: dict[str, str], ok: bool) -> None:
+    assert (check_created_by_unchanged(old, new) == []) == ok
+
+
+def test_unchanged_fields_name_each_changed_field() -> None:
+    old = {"format": "Pair", "keyType": "Access", "description": "a"}
+    new = {"format": "JWT", "secretName": "s", "description": "b"}
+    violations = check_unchanged_fields(old, new, ("format", "keyType", "secretName"))
+    assert [v.field for v in violations] == ["spec.format", "spec.keyType", "spec.secretName"]
+    assert check_unchanged_fields(old, {**old, "description": "c"}, ("format", "keyType")) == []
+
+
+def test_client_ids_are_unique() -> None:
+    assert check_client_id_unique("portal", []) == []
+    violations = check_client_id_unique("portal", ["zeta", "alpha"])
+    assert violations[0].field == "spec.clientId"
+    assert 'ApiClient "alpha"' in violations[0].message
+
+
+def test_a_missing_client_secret_names_the_secret_and_the_key() -> None:
+    absent = client_secret_not_found("mine", "clientSecret", secret_exists=False)
+    keyless = client_secret_not_found("mine", "other", secret_exists=True)
+    assert absent.field == keyless.field == "spec.clientSecretRef"
+    assert 'Secret "mine" does not exist' in absent.message
+    assert 'has no key "other"' in keyless.message
+
+
+@pytest.mark.parametrize(
+    ("protected", "annotations", "ok"),
+    [
+        (False, {}, True),
+        (True, {}, False),
+        (True, {CONFIRM: "other"}, False),
+        (True, {CONFIRM: "ci"}, True),
+    ],
+)
+def test_deletion_protection_needs_the_objects_name(protected: bool, annotations: dict[str, str], ok: bool) -> None:
+    violations = check_deletion_confirmed("ci", protected=protected, annotations=annotations)
+    assert (violations == []) == ok
+    assert all(v.field == "spec.deletionProtection" and f"{CONFIRM}=ci" in v.message for v in violations)
+
+
+def test_expiry_changed_looks_at_the_three_expiry_fields() -> None:
+    assert not expiry_changed(key(expiresIn="30d"), key(expiresIn="30d", description="x"))
+    assert expiry_changed(key(expiresIn="30d"), key(expiresIn="31d"))
+    assert expiry_changed(key(), key(neverExpires=True))
+    assert expiry_changed(key(), key(expiresAt="2026-06-01T00:00:00Z"))

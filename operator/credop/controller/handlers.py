@@ -25,6 +25,7 @@ from credop.controller.store import ObjectRef
 from credop.domain.conditions import merge_conditions
 from credop.domain.lifecycle import READY, ConditionState
 from credop.domain.signing import KeysetSchedule
+from credop.webhooks.setup import configure_admission
 
 logger = logging.getLogger(__name__)
 RETRY_AFTER = datetime.timedelta(seconds=5)
@@ -46,6 +47,7 @@ async def start(settings: kopf.OperatorSettings, memo: kopf.Memo, **_: Any) -> N
     settings.watching.client_timeout = 300
     settings.networking.request_timeout = 60
     runtime = runtime_of(memo)
+    configure_admission(settings, memo)
     runtime.reconcilers = {names.SERVICE_ACCOUNT_KEYS: reconcile_key, names.API_CLIENTS: reconcile_client}
     runtime.keyring = await load_or_create_keyring(runtime.kube, runtime.config, now=runtime.now())
     await _preload(runtime)

@@ -10,12 +10,14 @@ from __future__ import annotations
 import datetime
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
+from typing import Any
 
 from credop.api.apiclient import ApiClientSpec
 from credop.api.keypolicy import DEFAULT_POLICY_NAME, KeyPolicySpec
 from credop.api.serviceaccountkey import Role, ServiceAccountKeySpec
 from credop.domain.durations import parse_duration, parse_optional_duration
 from credop.domain.keyformat import client_secret_problems
+from credop.names import CONFIRM_DELETE, CREATED_BY
 
 BUILT_IN = "(built-in)"
 BUILT_IN_POLICY = KeyPolicySpec()
@@ -203,3 +205,71 @@ def check_api_client(spec: ApiClientSpec, policy: KeyPolicySpec) -> list[Violati
 
 def effective_token_validity(spec: ApiClientSpec, policy: KeyPolicySpec) -> int:
     return spec.token_validity_seconds or policy.token_validity.default_seconds
+
+
+# Admission-only checks: what only the API request can show (who asks, what changed, deletion). --------------
+
+CREATED_BY_FIELD = f"metadata.annotations[{CREATED_BY}]"
+
+
+def check_policy_found(resolved: ResolvedPolicy) -> list[Violation]:
+    """A credential may only name a KeyPolicy that exists (else creators and limits could not be checked)."""
+    return [] if resolved.found else [policy_not_found(resolved)]
+
+
+def check_created_by_is_requester(annotations: Mapping[str, str], requester: Requester) -> list[Violation]:
+    """On create, the created-by annotation names the requesting user (the mutating webhook writes it)."""
+    if annotations.get(CREATED_BY) == requester.user:
+        return []
+    return [Violation(CREATED_BY_FIELD, f'must be the requesting user "{requester.user}" (credop sets it)')]
+
+
+def check_created_by_unchanged(old: Mapping[str, str], new: Mapping[str, str]) -> list[Violation]:
+    """Nobody may change or remove who created a credential."""
+    if old.get(CREATED_BY) == new.get(CREATED_BY):
+        return []
+    return [Violation(CREATED_BY_FIELD, "is immutable: it records who created the credential")]
+
+
+def check_unchanged_fields(
+    old_spec: Mapping[str, Any], new_spec: Mapping[str, Any], fields: Iterable[str]
+) -> list[Violation]:
+    """Fields fixed at creation keep their value (absent stays absent)."""
+    return [
+        Violation(f"spec.{field}", "is immutable: create a new credential instead")
+        for field in fields
+        if old_spec.get(field) != new_spec.get(field)
+    ]
+
+
+def check_client_id_unique(client_id: str, holders: Iterable[str]) -> list[Violation]:
+    """A client ID names one ApiClient in its namespace; ``holders`` are the other ApiClients using it."""
+    taken = sorted(holders)
+    if not taken:
+        return []
+    return [Violation("spec.clientId", f'"{client_id}" is already used by ApiClient "{taken[0]}" in this namespace')]
+
+
+def client_secret_not_found(secret_name: str, key: str, *, secret_exists: bool) -> Violation:
+    """The Secret (or its key) that ``spec.clientSecretRef`` names is missing."""
+    missing = (
+        f'Secret "{secret_name}" has no key "{key}"' if secret_exists else f'Secret "{secret_name}" does not exist'
+    )
+    return Violation("spec.clientSecretRef", f"{missing} in this namespace; create it first")
+
+
+def check_deletion_confirmed(name: str, *, protected: bool, annotations: Mapping[str, str]) -> list[Violation]:
+    """With deletionProtection, DELETE needs the confirm-delete annotation set to the object's name."""
+    if not protected or annotations.get(CONFIRM_DELETE) == name:
+        return []
+    return [
+        Violation(
+            "spec.deletionProtection",
+            f"is true: to delete, first set the annotation {CONFIRM_DELETE}={name}, or set deletionProtection to false",
+        )
+    ]
+
+
+def expiry_changed(old: ServiceAccountKeySpec, new: ServiceAccountKeySpec) -> bool:
+    """Whether an edit touches expiresAt, expiresIn or neverExpires (then the expiry rules apply again)."""
+    return (old.expires_at, old.expires_in, old.never_expires) != (new.expires_at, new.expires_in, new.never_expires)
