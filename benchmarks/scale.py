@@ -124,7 +124,7 @@ async def measure_point(kubeconfig: Path, kube: Kube, namespace: str, size: int,
     try:
         operator.wait_serving()
         startup = wait_all_known(operator, size, started)
-        time.sleep(5)
+        await asyncio.sleep(5)
         cpu, writes = idle_measure(operator, kubeconfig, namespace, idle)
         rss = psutil.Process(operator.process.pid).memory_info().rss / 2**20
         await deadline_load(kube, kubeconfig, 200)

@@ -123,3 +123,72 @@ def invalidation_instant(now: datetime.datetime) -> datetime.datetime:
     """The tokensInvalidBefore to record: the next whole second, so every earlier token is caught."""
     whole = now.replace(microsecond=0)
     return whole if whole == now else whole + datetime.timedelta(seconds=1)
+
+
+# Credential service decisions (issue 4) ------------------------------------------------------
+
+NAMESPACE_SEPARATOR = "/"
+TOKEN_CLAIM_CREDENTIAL_UID = "credential_uid"
+"""The private claim naming the credential (its object uid) a token was issued to."""
+
+
+def split_client_id(presented: str) -> tuple[str | None, str]:
+    """``<namespace>/<id>`` → (namespace, id); a bare ``<id>`` → (None, id). IDs never contain ``/``."""
+    namespace, separator, identifier = presented.partition(NAMESPACE_SEPARATOR)
+    return (namespace, identifier) if separator else (None, presented)
+
+
+def narrowed_scopes(requested: str | None, allowed: Sequence[str]) -> tuple[str, ...] | None:
+    """The scopes to grant: all allowed when none are asked for; ``None`` when more are asked than allowed,
+    or the request is not RFC 6749 §3.3 syntax (scope tokens separated by single spaces)."""
+    if not requested:
+        return tuple(allowed)
+    asked = requested.split(" ")
+    if "" in asked or not set(asked) <= set(allowed):
+        return None
+    return tuple(dict.fromkeys(asked))
+
+
+def scopes_for_roles(roles: Sequence[str], *, read_only_roles: Sequence[str]) -> tuple[str, ...]:
+    """A key's scopes: ``read`` when every role it carries is read-only (or it has none), else ``read write``."""
+    if all(role in read_only_roles for role in roles):
+        return (READ_SCOPE,)
+    return (READ_SCOPE, WRITE_SCOPE)
+
+
+def effective_scopes(token_scope: str, allowed_now: Sequence[str]) -> tuple[str, ...]:
+    """A token's scopes that its credential still allows (a downgraded client loses ``write`` at once)."""
+    return tuple(scope for scope in dict.fromkeys(token_scope.split()) if scope in allowed_now)
+
+
+def token_lifetime(
+    default_seconds: int, *, now: datetime.datetime, credential_expires_at: datetime.datetime | None
+) -> int:
+    """Seconds a new token lives: the credential's validity, never past the credential's own expiry."""
+    if credential_expires_at is None:
+        return default_seconds
+    remaining = int((credential_expires_at - now).total_seconds())
+    return max(1, min(default_seconds, remaining))
+
+
+def token_is_current(claims: Mapping[str, Any], *, now: datetime.datetime, leeway: datetime.timedelta = LEEWAY) -> bool:
+    """Not expired (strictly), and not issued in the future beyond the clock-skew leeway."""
+    try:
+        expires = int(claims["exp"])
+        issued = int(claims.get("nbf", claims.get("iat", 0)))
+    except (KeyError, TypeError, ValueError):
+        return False
+    instant = now.timestamp()
+    return instant < expires and issued <= instant + leeway.total_seconds()
+
+
+def pending_invalidation_instant(
+    observed_at: datetime.datetime, recorded: datetime.datetime | None
+) -> datetime.datetime:
+    """The tokens-invalid-before to apply while an invalidate-tokens request awaits the operator.
+
+    A replica that sees the annotation before the operator has recorded it rejects
+    tokens issued before it saw it; the operator's instant (recorded) wins once later.
+    """
+    provisional = invalidation_instant(observed_at)
+    return provisional if recorded is None or recorded < provisional else recorded

@@ -1,0 +1,125 @@
+"""Client authentication: find the credential, check the secret, count failures.
+
+The order matters: the rate limits are checked before anything else (a locked
+out guesser costs no hashing), unusable credentials are refused before their
+secret is checked, and every refusal is the same :func:`invalid_client`
+whatever the cause. argon2id runs in a small thread pool (it releases the GIL)
+and successes are remembered by keyed fingerprint, so a client that
+authenticates often costs one hash per verifier, not one per request.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import datetime
+import functools
+import logging
+from collections.abc import Sequence
+from concurrent.futures import Executor
+
+from credop.domain.keyformat import CLIENT_SECRET, SECRET_KEY, recognised_format
+from credop.domain.verifiers import UnknownVerifierKeyError, is_password_verifier, secret_matches
+from credop.service._caches import VerifiedSecrets
+from credop.service._metrics import ServiceMetrics
+from credop.service._oauth import OAuthError, Presented, invalid_client, rate_limited
+from credop.service._ratelimit import FailureLimiter, retry_after_header
+from credop.service._records import Credential
+from credop.service._usage import UsageBatch
+from credop.service._view import CredentialView
+
+logger = logging.getLogger("credop.service.auth")
+MAX_LOGGED_ID = 120
+MAX_WAITING_HASHES = 64
+"""argon2id checks allowed to queue for the pool; beyond that, 503 (a flood of wrong chosen secrets)."""
+
+
+def loggable_client_id(presented: str) -> str:
+    """The presented client ID for a log line, unless it looks like a secret pasted in the wrong field."""
+    looks_like_jwt = presented.startswith("eyJ") and presented.count(".") == 2
+    if looks_like_jwt or recognised_format(presented) in (SECRET_KEY, CLIENT_SECRET):
+        return "(withheld: looks like a secret)"
+    shown = "".join(char if char.isprintable() else "?" for char in presented[:MAX_LOGGED_ID])
+    return shown + ("…" if len(presented) > MAX_LOGGED_ID else "")
+
+
+class Authenticator:
+    def __init__(
+        self,
+        *,
+        view: CredentialView,
+        verified: VerifiedSecrets,
+        by_client: FailureLimiter,
+        by_address: FailureLimiter,
+        usage: UsageBatch,
+        metrics: ServiceMetrics,
+        hash_pool: Executor,
+    ) -> None:
+        self.view = view
+        self.verified = verified
+        self.by_client = by_client
+        self.by_address = by_address
+        self.usage = usage
+        self.metrics = metrics
+        self.hash_pool = hash_pool
+        self._hashing = 0
+
+    async def authenticate(self, presented: Presented, *, remote: str, now: datetime.datetime) -> Credential:
+        """The credential these credentials belong to, if usable now; else :class:`OAuthError`."""
+        self.refuse_if_limited(presented.client_id, remote=remote, now=now)
+        credential = self.view.find(presented.client_id)
+        if credential is None or not credential.usable(now):
+            raise self._failure(presented.client_id, remote=remote, now=now, why="unknown or unusable client")
+        if not await self.secret_matches(credential, presented.secrets, now=now):
+            raise self._failure(presented.client_id, remote=remote, now=now, why="wrong secret")
+        self.usage.record(credential.uid, now)
+        return credential
+
+    def refuse_if_limited(self, client_id: str, *, remote: str, now: datetime.datetime) -> None:
+        instant = now.timestamp()
+        wait = max(self.by_client.retry_after(client_id, now=instant), self.by_address.retry_after(remote, now=instant))
+        if wait > 0:
+            raise rate_limited(retry_after_header(wait))
+
+    async def secret_matches(self, credential: Credential, secrets: Sequence[str], *, now: datetime.datetime) -> bool:
+        for verifier in self.view.verifiers(credential, now=now):
+            for secret in secrets:
+                if await self._matches(credential, secret, verifier):
+                    return True
+        return False
+
+    async def _matches(self, credential: Credential, secret: str, verifier: str) -> bool:
+        if not is_password_verifier(verifier):
+            keys = self.view.keyring.hmac_keys if self.view.keyring is not None else {}
+            try:
+                return secret_matches(secret, verifier, keys=keys)
+            except UnknownVerifierKeyError:
+                logger.warning("the verifier of %s/%s names an unknown HMAC key", credential.namespace, credential.name)
+                return False
+        fingerprint = self.verified.fingerprint(credential.uid, verifier, secret)
+        if (credential.uid, fingerprint) in self.verified:
+            self.metrics.secret_cache_hits.inc()
+            return True
+        if self._hashing >= MAX_WAITING_HASHES:
+            raise OAuthError("temporarily_unavailable", "too many checks in progress", status=503, retry_after="1")
+        check = functools.partial(secret_matches, secret, verifier, keys={})
+        self._hashing += 1
+        try:
+            matched = await asyncio.get_running_loop().run_in_executor(self.hash_pool, check)
+        finally:
+            self._hashing -= 1
+        if matched:
+            self.verified.remember(credential.uid, fingerprint)
+        return matched
+
+    def _failure(self, client_id: str, *, remote: str, now: datetime.datetime, why: str) -> OAuthError:
+        instant = now.timestamp()
+        self.by_client.record_failure(client_id, now=instant)
+        self.by_address.record_failure(remote, now=instant)
+        logger.info(
+            "authentication failed for client %s from %s: %s",
+            loggable_client_id(client_id),
+            remote,
+            why,
+            extra={"client_id": loggable_client_id(client_id), "remote": remote, "reason": why},
+        )
+        return invalid_client()

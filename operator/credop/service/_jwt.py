@@ -1,0 +1,147 @@
+"""Signing access tokens and checking presented ones, with pyjwt and credop's keys.
+
+Signs with the key :func:`credop.domain.signing.signing_key` names now;
+publishes and accepts only :func:`~credop.domain.signing.published_keys`, so
+the JWKS always covers every live token across a rotation. A presented token
+must name a published key, use that key's own algorithm from the allow-list
+(never ``none``, never HS256 with a public key) and carry the expected
+``typ``; claims are checked by :mod:`credop.domain.tokens` with ``now`` given.
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import datetime
+import json
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Any
+
+import jwt
+from cryptography.hazmat.primitives.asymmetric import ec
+
+from credop.domain.keyring import Keyring
+from credop.domain.signing import KeysetSchedule, SigningKey, published_keys, signing_key
+from credop.domain.tokens import ALLOWED_ALGORITHMS
+
+_RELAXED = {
+    "verify_signature": True,
+    "verify_exp": False,
+    "verify_nbf": False,
+    "verify_iat": False,
+    "verify_aud": False,
+    "verify_iss": False,
+}
+
+
+class NoSigningKeyError(RuntimeError):
+    """credop's keyring has not been loaded yet (or holds no signing key)."""
+
+
+@dataclass(frozen=True)
+class ReadToken:
+    """A token whose signature, algorithm, type, issuer and audience checked out."""
+
+    kid: str
+    claims: Mapping[str, Any]
+
+
+@dataclass(frozen=True)
+class _LoadedKey:
+    key: SigningKey
+    private: ec.EllipticCurvePrivateKey
+    public: ec.EllipticCurvePublicKey
+    jwk: Mapping[str, Any]
+
+
+def unverified_part(token: str, index: int) -> dict[str, Any] | None:
+    """The JSON header (0) or payload (1) of a compact JWT, *unverified*: only to decide how to check it.
+
+    pyjwt's own unverified reading validates every character in Python, which
+    costs more than the signature check; this is a plain base64url + JSON decode.
+    """
+    parts = token.split(".")
+    if len(parts) != 3 or len(parts[index]) > 16_384:
+        return None
+    segment = parts[index]
+    try:
+        decoded = json.loads(base64.urlsafe_b64decode(segment + "=" * (-len(segment) % 4)))
+    except (ValueError, binascii.Error, RecursionError):
+        return None
+    return decoded if isinstance(decoded, dict) else None
+
+
+def media_type(typ: object) -> str:
+    """``typ`` compared as RFC 7515 says: case-insensitive, ``application/`` optional."""
+    text = str(typ).lower()
+    return text.removeprefix("application/")
+
+
+class TokenKeys:
+    """credop's signing keys, loaded once per keyring change (parsing a PEM per request would be slow)."""
+
+    def __init__(self, *, issuer: str, audience: str, schedule: KeysetSchedule) -> None:
+        self.issuer = issuer
+        self.audience = audience
+        self.schedule = schedule
+        self._loaded: dict[str, _LoadedKey] = {}
+
+    @property
+    def loaded(self) -> bool:
+        return bool(self._loaded)
+
+    def load(self, keyring: Keyring) -> None:
+        loaded = {}
+        for key in keyring.signing_keys:
+            known = self._loaded.get(key.kid)
+            if known is not None and known.key == key:
+                loaded[key.kid] = known
+                continue
+            private = key.private_key()
+            loaded[key.kid] = _LoadedKey(key, private, private.public_key(), key.public_jwk())
+        self._loaded = loaded
+
+    def published_kids(self, *, now: datetime.datetime) -> set[str]:
+        keys = [loaded.key for loaded in self._loaded.values()]
+        return {key.kid for key in published_keys(keys, now=now, schedule=self.schedule)} if keys else set()
+
+    def jwks(self, *, now: datetime.datetime) -> dict[str, Any]:
+        """The JSON Web Key Set: public parts of the published keys only."""
+        kids = self.published_kids(now=now)
+        return {"keys": [dict(self._loaded[kid].jwk) for kid in sorted(kids)]}
+
+    def sign(self, claims: Mapping[str, Any], *, now: datetime.datetime, typ: str) -> str:
+        if not self._loaded:
+            raise NoSigningKeyError("no signing key loaded")
+        key = signing_key([loaded.key for loaded in self._loaded.values()], now=now, schedule=self.schedule)
+        loaded = self._loaded[key.kid]
+        return jwt.encode(dict(claims), loaded.private, algorithm=key.algorithm, headers={"kid": key.kid, "typ": typ})
+
+    def read(self, token: str, *, now: datetime.datetime, typ: str, audience: str | None = None) -> ReadToken | None:
+        """The token's claims if credop signed it with a published key and it is of type ``typ``; else ``None``."""
+        header = unverified_part(token, 0)
+        loaded = self._acceptable_key(header, now=now, typ=typ) if header is not None else None
+        if loaded is None:
+            return None
+        try:
+            claims = jwt.decode(token, loaded.public, algorithms=[loaded.key.algorithm], options=_RELAXED)  # type: ignore[arg-type]
+        except (jwt.InvalidTokenError, ValueError, TypeError):
+            return None
+        if not self._issued_here(claims, audience or self.audience):
+            return None
+        return ReadToken(loaded.key.kid, claims)
+
+    def _acceptable_key(self, header: Mapping[str, Any], *, now: datetime.datetime, typ: str) -> _LoadedKey | None:
+        kid, algorithm = header.get("kid"), header.get("alg")
+        if not isinstance(kid, str) or algorithm not in ALLOWED_ALGORITHMS or media_type(header.get("typ")) != typ:
+            return None
+        loaded = self._loaded.get(kid)
+        if loaded is None or loaded.key.algorithm != algorithm or kid not in self.published_kids(now=now):
+            return None
+        return loaded
+
+    def _issued_here(self, claims: Mapping[str, Any], audience: str) -> bool:
+        audiences = claims.get("aud")
+        listed = audiences if isinstance(audiences, list) else [audiences]
+        return claims.get("iss") == self.issuer and audience in listed and isinstance(claims.get("jti", ""), str)

@@ -1,0 +1,157 @@
+"""Running one credential service replica: watches, the HTTP server and the periodic chores."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import threading
+from collections.abc import Awaitable, Callable
+from types import TracebackType
+
+from aiohttp import web
+
+from credop.controller.config import Config
+from credop.controller.scheduler import utc_now
+from credop.kube.client import Kube, load_configuration
+from credop.service._http import build_app
+from credop.service._kube import ConfigMapRevocations, StatusUsageWriter
+from credop.service._state import Clock, ServiceSettings, ServiceState
+from credop.service._watches import WatchLoop, all_feeds
+
+logger = logging.getLogger("credop.service")
+Flag = asyncio.Event | threading.Event
+HOUSEKEEPING_SECONDS = 60.0
+
+
+class CredentialService:
+    """One replica against a cluster: ``async with CredentialService(config) as service: ...``."""
+
+    def __init__(
+        self,
+        config: Config,
+        *,
+        host: str = "0.0.0.0",  # noqa: S104 - a service in a pod listens on every interface
+        port: int = 8080,
+        settings: ServiceSettings | None = None,
+        clock: Clock = utc_now,
+        kube: Kube | None = None,
+    ) -> None:
+        self.config = config
+        self.host = host
+        self.port = port
+        self.kube = kube or Kube(load_configuration(config.kubeconfig))
+        settings = settings or ServiceSettings()
+        self.state = ServiceState(
+            config,
+            settings=settings,
+            clock=clock,
+            publisher=ConfigMapRevocations(self.kube, namespace=config.namespace, name=settings.revocations_config_map),
+            usage_writer=StatusUsageWriter(self.kube),
+        )
+        self._watches: list[WatchLoop] = []
+        self._tasks: list[asyncio.Task[None]] = []
+        self._runner: web.AppRunner | None = None
+
+    async def start(self) -> None:
+        loop = asyncio.get_running_loop()
+        self._watches = [
+            WatchLoop(feed, loop=loop, state=self.state) for feed in all_feeds(self.kube, self.state, self.config)
+        ]
+        for watch in self._watches:
+            watch.start()
+        self._runner = web.AppRunner(build_app(self.state), access_log=None)
+        await self._runner.setup()
+        site = web.TCPSite(self._runner, self.host, self.port)
+        await site.start()
+        self.port = _bound_port(self._runner, self.port)
+        flush_every = min(1.0, self.config.usage_flush_interval / 4)
+        self._tasks = [
+            asyncio.create_task(_every(flush_every, self._flush_usage)),
+            asyncio.create_task(_every(HOUSEKEEPING_SECONDS, self._housekeeping)),
+        ]
+        logger.info("credential service listening on %s:%s", self.host, self.port)
+
+    async def wait_ready(self) -> None:
+        while not self.state.ready:  # noqa: ASYNC110 - readiness is derived state, polled cheaply
+            await asyncio.sleep(0.05)
+
+    async def stop(self) -> None:
+        for task in self._tasks:
+            task.cancel()
+        await asyncio.gather(*self._tasks, return_exceptions=True)
+        with contextlib.suppress(Exception):
+            await self._flush_usage()
+        if self._runner is not None:
+            await self._runner.cleanup()
+        for watch in self._watches:
+            watch.stop()
+        for watch in self._watches:
+            await asyncio.to_thread(watch.join, 5.0)
+        self.state.close()
+        self.kube.close()
+
+    async def __aenter__(self) -> CredentialService:
+        await self.start()
+        return self
+
+    async def __aexit__(
+        self, kind: type[BaseException] | None, error: BaseException | None, trace: TracebackType | None
+    ) -> None:
+        await self.stop()
+
+    async def _flush_usage(self) -> None:
+        await self.state.flush_usage()
+
+    async def _housekeeping(self) -> None:
+        now = self.state.now()
+        instant = now.timestamp()
+        self.state.revoked.forget_expired(now=instant)
+        self.state.authenticator.by_client.forget_refilled(now=instant)
+        self.state.authenticator.by_address.forget_refilled(now=instant)
+        expired = self.state.revoked.expired(now=instant)
+        if expired:
+            await self.state.publisher.prune(expired)
+
+
+def _bound_port(runner: web.AppRunner, default: int) -> int:
+    for address in runner.addresses:
+        if isinstance(address, tuple) and len(address) >= 2:
+            return int(address[1])
+    return default
+
+
+async def _every(seconds: float, chore: Callable[[], Awaitable[None]]) -> None:
+    while True:
+        await asyncio.sleep(seconds)
+        try:
+            await chore()
+        except Exception:
+            logger.exception("a periodic chore of the credential service failed")
+
+
+async def _wait_for(flag: Flag | None) -> None:
+    if flag is None:
+        await asyncio.Event().wait()
+    elif isinstance(flag, asyncio.Event):
+        await flag.wait()
+    else:
+        while not flag.is_set():  # noqa: ASYNC110 - a threading.Event set from another thread
+            await asyncio.sleep(0.1)
+
+
+async def run_service(
+    config: Config,
+    *,
+    host: str = "0.0.0.0",  # noqa: S104 - a service in a pod listens on every interface
+    port: int = 8080,
+    stop_flag: Flag | None = None,
+    ready_flag: Flag | None = None,
+    settings: ServiceSettings | None = None,
+) -> None:
+    """Serve until ``stop_flag`` is set (or forever); set ``ready_flag`` once every watch has listed."""
+    async with CredentialService(config, host=host, port=port, settings=settings) as service:
+        await service.wait_ready()
+        if ready_flag is not None:
+            ready_flag.set()
+        await _wait_for(stop_flag)

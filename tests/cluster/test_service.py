@@ -1,0 +1,363 @@
+"""The credential service on the real control plane: two replicas against the operator.
+
+Each replica is a :class:`~credop.service.CredentialService` in its own thread
+and event loop, with its own watches, exactly as two pods would be.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import datetime
+import itertools
+import json
+import threading
+import time
+import urllib.error
+import urllib.parse
+import urllib.request
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import aiohttp
+import kubernetes
+import pytest
+import urllib3
+
+from credop.controller.config import Config
+from credop.kube.client import Kube, load_configuration
+from credop.service import CredentialService
+from credop.service._kube import StatusUsageWriter
+from credop.service._records import client_of
+from tests.cluster.kube import Cluster, wait_for
+from tests.cluster.operator import OPERATOR_NAMESPACE, TEST_ENDPOINT
+from tests.cluster.test_clients import client_manifest
+from tests.cluster.test_keys import key_manifest, secret_data, wait_status
+
+pytestmark = pytest.mark.usefixtures("operator")
+APIC, SAK = "apiclients", "serviceaccountkeys"
+FLUSH_INTERVAL = 2.0
+PROPAGATION = 2.0
+"""Seconds within which every replica must see a deactivation, invalidation or revocation (the contract)."""
+FORM = "application/x-www-form-urlencoded"
+
+
+class Replica:
+    """One credential service replica in its own thread and event loop."""
+
+    def __init__(self, kubeconfig: Path, name: str) -> None:
+        self.config = Config(
+            namespace=OPERATOR_NAMESPACE,
+            endpoint=TEST_ENDPOINT,
+            kubeconfig=kubeconfig,
+            usage_flush_interval=FLUSH_INTERVAL,
+        )
+        self.service: CredentialService | None = None
+        self._ready = threading.Event()
+        self._stop: asyncio.Event | None = None
+        self._loop: asyncio.AbstractEventLoop | None = None
+        self._error: BaseException | None = None
+        self._thread = threading.Thread(target=self._run, name=f"credop-service-{name}", daemon=True)
+
+    def _run(self) -> None:
+        try:
+            asyncio.run(self._main())
+        except BaseException as error:  # surfaced by start()
+            self._error = error
+            self._ready.set()
+
+    async def _main(self) -> None:
+        self._loop = asyncio.get_running_loop()
+        self._stop = asyncio.Event()
+        async with CredentialService(self.config, host="127.0.0.1", port=0) as service:
+            self.service = service
+            await service.wait_ready()
+            self._ready.set()
+            await self._stop.wait()
+
+    def start(self) -> Replica:
+        self._thread.start()
+        if not self._ready.wait(60) or self._error is not None:
+            raise RuntimeError("the credential service did not become ready") from self._error
+        return self
+
+    def stop(self) -> None:
+        if self._loop is not None and self._stop is not None:
+            self._loop.call_soon_threadsafe(self._stop.set)
+        self._thread.join(30)
+
+    @property
+    def url(self) -> str:
+        assert self.service is not None
+        return f"http://127.0.0.1:{self.service.port}"
+
+    @property
+    def usage_writes(self) -> list[tuple[str, Any]]:
+        assert self.service is not None
+        return list(self.service.state.usage_writes)
+
+
+@pytest.fixture(scope="module")
+def replicas(cluster: Cluster, operator_namespace: str) -> Iterator[tuple[Replica, Replica]]:
+    first = Replica(cluster.kubeconfig, "a").start()
+    second = Replica(cluster.kubeconfig, "b").start()
+    yield first, second
+    first.stop()
+    second.stop()
+
+
+# HTTP helpers ---------------------------------------------------------------------------------------
+def call(url: str, body: bytes, content_type: str, headers: dict[str, str] | None = None) -> tuple[int, Any]:
+    request = urllib.request.Request(
+        url, data=body, method="POST", headers={"Content-Type": content_type, **(headers or {})}
+    )
+    try:
+        with urllib.request.urlopen(request, timeout=10) as answer:
+            status, text = answer.status, answer.read()
+    except urllib.error.HTTPError as error:
+        status, text = error.code, error.read()
+    return status, json.loads(text) if text else None
+
+
+def token(replica: Replica, client_id: str, secret: str, **extra: str) -> tuple[int, Any]:
+    fields = {"grant_type": "client_credentials", "client_id": client_id, "client_secret": secret, **extra}
+    return call(f"{replica.url}/oauth2/token", urllib.parse.urlencode(fields).encode(), FORM)
+
+
+def verify(replica: Replica, body: dict[str, str]) -> dict[str, Any]:
+    status, answer = call(f"{replica.url}/v1/verify", json.dumps(body).encode(), "application/json")
+    assert status == 200, answer
+    return answer  # type: ignore[no-any-return]
+
+
+def revoke(replica: Replica, client_id: str, secret: str, access_token: str) -> int:
+    fields = {"token": access_token, "client_id": client_id, "client_secret": secret}
+    return call(f"{replica.url}/oauth2/revoke", urllib.parse.urlencode(fields).encode(), FORM)[0]
+
+
+def active_client(cluster: Cluster, namespace: str, name: str, **spec: Any) -> tuple[str, str]:
+    """An Active ApiClient; returns its namespace-qualified client ID and its secret."""
+    cluster.apply(client_manifest(name, namespace, **spec))
+    wait_status(cluster, namespace, name, lambda status: status.get("phase") == "Active", plural=APIC)
+    return f"{namespace}/{name}", secret_data(cluster, namespace, name)["clientSecret"]
+
+
+def token_on_every_replica(replicas: tuple[Replica, ...], client_id: str, secret: str) -> list[str]:
+    """A token from each replica, once each has the credential in its view."""
+    tokens = []
+    for replica in replicas:
+        answer = wait_for(
+            lambda replica=replica: (reply := token(replica, client_id, secret))[0] == 200 and reply[1],
+            what=f"a token from {replica.url}",
+        )
+        tokens.append(answer["access_token"])
+    return tokens
+
+
+def valid_on(replica: Replica, access_token: str) -> bool:
+    return bool(verify(replica, {"token": access_token})["valid"])
+
+
+def rejected_everywhere_within(replicas: tuple[Replica, ...], access_token: str, *, since: float, what: str) -> None:
+    """Every replica rejects the token within :data:`PROPAGATION` seconds of ``since`` (a monotonic instant)."""
+    for replica in replicas:
+        remaining = max(0.0, since + PROPAGATION - time.monotonic())
+        wait_for(
+            lambda replica=replica: not valid_on(replica, access_token), timeout=remaining, interval=0.02, what=what
+        )
+    print(f"{what}: {time.monotonic() - since:.3f} s")
+
+
+# Tests ------------------------------------------------------------------------------------------------
+def test_a_token_from_one_replica_is_valid_on_the_other(
+    cluster: Cluster, namespace: str, replicas: tuple[Replica, Replica]
+) -> None:
+    client_id, secret = active_client(cluster, namespace, "billing")
+    second = replicas[1]
+    from_first, from_second = token_on_every_replica(replicas, client_id, secret)
+    for access_token in (from_first, from_second):
+        for replica in replicas:
+            answer = verify(replica, {"token": access_token, "method": "POST"})
+            assert answer["valid"] and answer["tenant"] == namespace and answer["methodAllowed"] is False
+    status, answer = call(
+        f"{second.url}/oauth2/introspect",
+        urllib.parse.urlencode({"token": from_first, "client_id": client_id, "client_secret": secret}).encode(),
+        FORM,
+    )
+    assert status == 200 and answer["active"] is True and answer["client_id"] == "billing"
+    jwks = [json.loads(urllib.request.urlopen(f"{r.url}/.well-known/jwks.json", timeout=10).read()) for r in replicas]
+    assert jwks[0] == jwks[1] and jwks[0]["keys"]
+
+
+def test_invalidate_tokens_reaches_both_replicas_within_two_seconds(
+    cluster: Cluster, namespace: str, replicas: tuple[Replica, Replica]
+) -> None:
+    client_id, secret = active_client(cluster, namespace, "inval")
+    issued = token_on_every_replica(replicas, client_id, secret)
+    assert all(valid_on(replica, access_token) for replica in replicas for access_token in issued)
+    time.sleep(1.1)  # the invalidation instant is a whole second: leave the tokens' second behind
+    changed = time.monotonic()
+    cluster.custom.patch_namespaced_custom_object(
+        "credop.dev",
+        "v1alpha1",
+        namespace,
+        APIC,
+        "inval",
+        {"metadata": {"annotations": {"credop.dev/invalidate-tokens": "t1"}}},
+    )
+    for access_token in issued:
+        rejected_everywhere_within(
+            replicas, access_token, since=changed, what="every replica to reject the invalidated token"
+        )
+    wait_status(cluster, namespace, "inval", lambda status: status.get("invalidateTokensHandled") == "t1", plural=APIC)
+    fresh = token_on_every_replica(replicas, client_id, secret)
+    assert all(valid_on(replica, access_token) for replica in replicas for access_token in fresh)
+
+
+def test_deactivation_reaches_both_replicas_within_two_seconds(
+    cluster: Cluster, namespace: str, replicas: tuple[Replica, Replica]
+) -> None:
+    client_id, secret = active_client(cluster, namespace, "deact")
+    issued = token_on_every_replica(replicas, client_id, secret)
+    changed = time.monotonic()
+    cluster.custom.patch_namespaced_custom_object(
+        "credop.dev", "v1alpha1", namespace, APIC, "deact", {"spec": {"active": False}}
+    )
+    for access_token in issued:
+        rejected_everywhere_within(
+            replicas, access_token, since=changed, what="every replica to reject the deactivated client's token"
+        )
+    for replica in replicas:
+        status, answer = token(replica, client_id, secret)
+        assert (status, answer["error"]) == (401, "invalid_client")
+
+
+def test_revocation_reaches_both_replicas_within_two_seconds(
+    cluster: Cluster, namespace: str, replicas: tuple[Replica, Replica]
+) -> None:
+    client_id, secret = active_client(cluster, namespace, "revoker")
+    revoked, kept = token_on_every_replica(replicas, client_id, secret)
+    changed = time.monotonic()
+    assert revoke(replicas[0], client_id, secret, revoked) == 200
+    rejected_everywhere_within(replicas, revoked, since=changed, what="every replica to reject the revoked token")
+    assert all(valid_on(replica, kept) for replica in replicas)
+    shared = cluster.core.read_namespaced_config_map("credop-revocations", OPERATOR_NAMESPACE).data
+    assert any(int(expiry) > time.time() for expiry in shared.values())
+
+
+def test_an_access_key_and_a_chosen_secret_work_on_both_replicas(
+    cluster: Cluster, namespace: str, replicas: tuple[Replica, Replica]
+) -> None:
+    cluster.apply(key_manifest("ci", namespace, roles=[{"name": "GlobalViewer"}]))
+    status = wait_status(cluster, namespace, "ci", lambda status: status.get("phase") == "Active")
+    secret_key = secret_data(cluster, namespace, "ci")["secretKey"]
+    token_on_every_replica(replicas, status["accessKeyId"], secret_key)
+    for replica in replicas:
+        answer = verify(replica, {"accessKeyId": status["accessKeyId"], "secretKey": secret_key, "method": "GET"})
+        assert (
+            answer["valid"] and answer["roles"] == [{"name": "GlobalViewer", "scope": []}] and answer["methodAllowed"]
+        )
+    cluster.core.create_namespaced_secret(
+        namespace, {"metadata": {"name": "mine"}, "stringData": {"clientSecret": "s3cret-Pass"}}
+    )
+    client_id = f"{namespace}/own"
+    cluster.apply(client_manifest("own", namespace, clientSecretRef={"name": "mine"}))
+    wait_status(cluster, namespace, "own", lambda status: status.get("phase") == "Active", plural=APIC)
+    token_on_every_replica(replicas, client_id, "s3cret-Pass")
+    for replica in replicas:
+        assert token(replica, client_id, "s3cret-Wrong")[0] == 401
+
+
+def test_ten_thousand_token_requests_write_last_used_at_once_per_flush_interval(
+    cluster: Cluster, namespace: str, replicas: tuple[Replica, Replica]
+) -> None:
+    client_id, secret = active_client(cluster, namespace, "busy")
+    token_on_every_replica(replicas, client_id, secret)
+    uid = cluster.get(APIC, namespace, "busy")["metadata"]["uid"]
+    observed: list[str] = []
+    done = threading.Event()
+    watching = threading.Thread(
+        target=_record_last_used, args=(cluster, namespace, "busy", observed, done), daemon=True
+    )
+    watching.start()
+    started = time.monotonic()
+    statuses = asyncio.run(_hammer([r.url for r in replicas], client_id, secret, total=10_000))
+    elapsed = time.monotonic() - started
+    time.sleep(FLUSH_INTERVAL * 2)  # let the last uses flush and their events arrive
+    done.set()
+    cluster.custom.patch_namespaced_custom_object(  # one more event ends the watch
+        "credop.dev", "v1alpha1", namespace, APIC, "busy", {"metadata": {"annotations": {"test/done": "1"}}}
+    )
+    watching.join(10)
+    assert statuses == {200: 10_000}
+    windows = int(elapsed / FLUSH_INTERVAL) + 3
+    for replica in replicas:
+        writes = [at for written_uid, at in replica.usage_writes if written_uid == uid]
+        gaps = [(later - earlier).total_seconds() for earlier, later in itertools.pairwise(writes)]
+        assert all(gap >= FLUSH_INTERVAL for gap in gaps), gaps
+        assert len(writes) <= windows
+    total = sum(1 for replica in replicas for written_uid, _ in replica.usage_writes if written_uid == uid)
+    print(f"10,000 token requests in {elapsed:.1f} s: {total} lastUsedAt writes by 2 replicas, {len(observed)} stored")
+    assert 1 <= len(observed) <= total <= 2 * windows
+    last_used = cluster.get(APIC, namespace, "busy")["status"]["lastUsedAt"]
+    assert last_used == observed[-1]
+
+
+def _record_last_used(cluster: Cluster, namespace: str, name: str, observed: list[str], done: threading.Event) -> None:
+    """Every distinct lastUsedAt the API server stored, in order, until ``done``."""
+    api = kubernetes.client.CustomObjectsApi(cluster.api_client())
+    stream = kubernetes.watch.Watch()
+    try:
+        for event in stream.stream(
+            api.list_namespaced_custom_object,
+            "credop.dev",
+            "v1alpha1",
+            namespace,
+            APIC,
+            field_selector=f"metadata.name={name}",
+            timeout_seconds=120,
+        ):
+            value = (event["object"].get("status") or {}).get("lastUsedAt")
+            if value and (not observed or observed[-1] != value):
+                observed.append(value)
+            if done.is_set():
+                stream.stop()
+    except urllib3.exceptions.HTTPError:
+        return
+
+
+async def _hammer(urls: list[str], client_id: str, secret: str, *, total: int) -> dict[int, int]:
+    """``total`` token requests spread over the replicas, 32 at a time."""
+    body = urllib.parse.urlencode({"grant_type": "client_credentials"})
+    authorization = "Basic " + base64.b64encode(f"{client_id}:{secret}".encode()).decode()
+    headers = {"Content-Type": FORM, "Authorization": authorization}
+    statuses: dict[int, int] = {}
+    queue = iter(range(total))
+
+    async def worker(session: aiohttp.ClientSession) -> None:
+        for index in queue:
+            async with session.post(f"{urls[index % len(urls)]}/oauth2/token", data=body, headers=headers) as answer:
+                await answer.read()
+                statuses[answer.status] = statuses.get(answer.status, 0) + 1
+
+    async with aiohttp.ClientSession() as session:
+        await asyncio.gather(*(worker(session) for _ in range(32)))
+    return statuses
+
+
+def test_a_usage_write_never_lands_on_a_recreated_object(
+    cluster: Cluster, namespace: str, replicas: tuple[Replica, Replica]
+) -> None:
+    """The status patch carries the uid it was meant for: a same-named successor is left alone."""
+    cluster.apply(client_manifest("reborn", namespace))
+    wait_status(cluster, namespace, "reborn", lambda status: status.get("phase") == "Active", plural=APIC)
+    body = cluster.get(APIC, namespace, "reborn")
+    predecessor = client_of({**body, "metadata": {**body["metadata"], "uid": "00000000-0000-0000-0000-000000000000"}})
+    kube = Kube(load_configuration(cluster.kubeconfig))
+    try:
+        written = asyncio.run(StatusUsageWriter(kube).write(predecessor, datetime.datetime.now(datetime.UTC)))
+    finally:
+        kube.close()
+    assert written is False
+    assert "lastUsedAt" not in cluster.get(APIC, namespace, "reborn")["status"]
