@@ -377,7 +377,7 @@ def test_token_uses_the_clients_secret_with_client_secret_basic(
     request = token_endpoint.requests[-1]
     assert request["path"] == "/oauth2/token"
     assert request["form"] == {"grant_type": ["client_credentials"]}
-    assert basic_credentials(request["authorization"]) == ("app:prod", data["clientSecret"])
+    assert basic_credentials(request["authorization"]) == (f"{namespace}/app:prod", data["clientSecret"])
 
     as_json = credop(
         "token", "apic/app", "-n", namespace, "--endpoint", f"{token_endpoint.url}/oauth2/token", "-o", "json"
@@ -391,7 +391,9 @@ def test_token_uses_the_clients_secret_with_client_secret_basic(
     token_endpoint.status = 401
     refused = credop("token", "apic/app", "-n", namespace, "--endpoint", token_endpoint.url)
     assert refused.code == 1
-    assert 'refused client "app:prod": invalid_client: client authentication failed (HTTP 401)' in refused.err
+    assert (
+        f'refused client "{namespace}/app:prod": invalid_client: client authentication failed (HTTP 401)' in refused.err
+    )
     assert data["clientSecret"] not in refused.err
 
 
@@ -407,7 +409,7 @@ def test_token_reads_a_user_chosen_secret_from_the_clients_secret_ref(
     result = credop("token", "apic/own", "-n", namespace, "--endpoint", token_endpoint.url)
 
     assert result.code == 0, result.err
-    assert basic_credentials(token_endpoint.requests[-1]["authorization"]) == ("own", "s3cret-Pass")
+    assert basic_credentials(token_endpoint.requests[-1]["authorization"]) == (f"{namespace}/own", "s3cret-Pass")
 
 
 def test_token_errors_name_the_client_and_the_problem(cluster: Cluster, namespace: str, credop: Credop) -> None:
@@ -685,4 +687,4 @@ def test_token_from_the_real_credential_service(
         return result if result.code == 1 else None
 
     refused = wait_for(refusal, what="the service to refuse the deactivated client")
-    assert 'refused client "app": invalid_client' in refused.err
+    assert f'refused client "{namespace}/app": invalid_client' in refused.err

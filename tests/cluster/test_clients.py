@@ -239,3 +239,15 @@ def test_the_leak_check_finds_a_planted_secret(cluster: Cluster, namespace: str)
         "operator log",
     ]
     cluster.kubectl("annotate", "apic", "plant", "-n", namespace, "leak-")
+
+
+def test_deactivation_invalidates_earlier_tokens(cluster: Cluster, namespace: str) -> None:
+    cluster.apply(client_manifest("pause", namespace))
+    before = wait_status(cluster, namespace, "pause", lambda s: s.get("phase") == "Active", plural=APIC)
+    assert "tokensInvalidBefore" not in before
+    cluster.apply(client_manifest("pause", namespace, active=False))
+    paused = wait_status(cluster, namespace, "pause", lambda s: s.get("phase") == "Inactive", plural=APIC)
+    assert paused["tokensInvalidBefore"], "tokens issued while it was active must not come back with it"
+    cluster.apply(client_manifest("pause", namespace, active=True))
+    again = wait_status(cluster, namespace, "pause", lambda s: s.get("phase") == "Active", plural=APIC)
+    assert again["tokensInvalidBefore"] == paused["tokensInvalidBefore"]

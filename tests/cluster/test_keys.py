@@ -323,3 +323,11 @@ def test_operator_restart_does_not_remint(cluster: Cluster, namespace: str) -> N
     finally:
         second.stop()
     assert secret_data(cluster, namespace, "keep") == data
+
+
+def test_leaving_active_invalidates_earlier_tokens(cluster: Cluster, namespace: str) -> None:
+    cluster.apply(key_manifest("pause", namespace))
+    wait_status(cluster, namespace, "pause", active)
+    cluster.apply(key_manifest("pause", namespace, active=False))
+    paused = wait_status(cluster, namespace, "pause", lambda s: s.get("phase") == "Inactive")
+    assert paused["tokensInvalidBefore"]

@@ -291,6 +291,7 @@ def test_only_the_lease_and_only_in_credops_namespace(installed: Installed) -> N
 
 SERVICE_ALLOWED = [
     ("watch apiclients.credop.dev", "default"),
+    ("list keypolicies.credop.dev", "default"),
     ("get serviceaccountkeys.credop.dev", "default"),
     ("patch apiclients.credop.dev --subresource=status", "default"),
     ("patch serviceaccountkeys.credop.dev --subresource=status", "default"),
@@ -361,3 +362,55 @@ def test_credop_roles_aggregate_into_admin_edit_and_view(installed: Installed, r
         return (result.stdout.strip() == "yes") == expected
 
     wait_for(answer, what=f"{role} to {'allow' if expected else 'refuse'}: {question}")
+
+
+def test_the_credential_service_runs_with_exactly_its_rbac(installed: Installed, tenant: str) -> None:
+    """The service, logged in as its own ServiceAccount, becomes ready and issues a token."""
+    import asyncio
+    import threading
+    import urllib.parse
+    import urllib.request
+
+    from credop.service import run_service
+
+    cluster = installed.cluster
+    cluster.kubectl(
+        "apply",
+        "-n",
+        tenant,
+        "-f",
+        "-",
+        input=json.dumps(
+            {"apiVersion": "credop.dev/v1alpha1", "kind": "ApiClient", "metadata": {"name": "rbac-client"}, "spec": {}}
+        ),
+        as_user="admin",
+        as_groups=("system:masters",),
+    )
+    wait_phase(cluster, "apiclients", tenant, "rbac-client", "Active")
+    secret = cluster.core.read_namespaced_secret("rbac-client", tenant).data
+    client_secret = base64.b64decode(secret["clientSecret"]).decode()
+    port, stop, ready = free_port(), threading.Event(), threading.Event()
+    config = Config(namespace=SYSTEM, endpoint=f"http://127.0.0.1:{port}", kubeconfig=installed.service_kubeconfig)
+    serving = threading.Thread(
+        target=lambda: asyncio.run(run_service(config, host="127.0.0.1", port=port, stop_flag=stop, ready_flag=ready)),
+        daemon=True,
+    )
+    serving.start()
+    try:
+        assert ready.wait(60), "the service did not become ready with its own RBAC"
+        form = urllib.parse.urlencode(
+            {"grant_type": "client_credentials", "client_id": f"{tenant}/rbac-client", "client_secret": client_secret}
+        ).encode()
+
+        def token() -> dict[str, Any] | None:
+            try:
+                with urllib.request.urlopen(f"http://127.0.0.1:{port}/oauth2/token", data=form, timeout=5) as answer:
+                    return json.loads(answer.read())  # type: ignore[no-any-return]
+            except urllib.error.HTTPError:
+                return None
+
+        issued = wait_for(token, timeout=30, what="a token from the service")
+        assert issued["token_type"] == "Bearer"
+    finally:
+        stop.set()
+        serving.join(30)

@@ -77,7 +77,10 @@ def _given_credentials(args: argparse.Namespace) -> ClientCredentials:
 
 
 def stored_credentials(session: Session, target: Target) -> ClientCredentials:
-    """The ID, secret and token URL from the credential's Secret (and clientSecretRef for user-chosen secrets)."""
+    """The ID, secret and token URL from the credential's Secret (and clientSecretRef for user-chosen secrets).
+
+    Client IDs are unique per namespace only, so the token endpoint is sent ``<namespace>/<clientId>``.
+    """
     body = session.get(target)
     secret_name = _secret_name(body)
     data = session.read_secret_data(secret_name, purpose=f"the credentials of {target}")
@@ -85,8 +88,9 @@ def stored_credentials(session: Session, target: Target) -> ClientCredentials:
         raise CliError(f'{session.describe(target)} has no Secret "{secret_name}"{_why_no_secret(body)}')
     if target.kind is SERVICE_ACCOUNT_KEY:
         return _key_credentials(session, target, data)
+    namespace = body["metadata"]["namespace"]
     return ClientCredentials(
-        client_id=_required(session, target, data, names.CLIENT_ID),
+        client_id=f"{namespace}/{_required(session, target, data, names.CLIENT_ID)}",
         client_secret=data.get(names.CLIENT_SECRET) or _user_chosen_secret(session, target, body),
         token_url=_required(session, target, data, names.TOKEN_URL),
     )

@@ -24,6 +24,7 @@ from credop.controller.status import apply_status
 from credop.controller.store import ObjectRef
 from credop.domain.conditions import merge_conditions
 from credop.domain.lifecycle import READY, ConditionState
+from credop.domain.policy import BUILT_IN_POLICY
 from credop.domain.signing import KeysetSchedule
 from credop.webhooks.setup import configure_admission
 
@@ -64,15 +65,28 @@ async def _preload(runtime: Runtime) -> None:
 
 
 async def _keyring_housekeeping(runtime: Runtime) -> None:
-    schedule = KeysetSchedule(rotate_every=datetime.timedelta(days=runtime.config.signing_key_rotation_days))
     while True:
         await asyncio.sleep(3600)
         try:
             runtime.keyring = await rotate_signing_keys(
-                runtime.kube, runtime.config, runtime.keyring, now=runtime.now(), schedule=schedule
+                runtime.kube, runtime.config, runtime.keyring, now=runtime.now(), schedule=_keyset_schedule(runtime)
             )
         except Exception:
             logger.exception("signing key rotation failed; retrying in an hour")
+
+
+def _keyset_schedule(runtime: Runtime) -> KeysetSchedule:
+    """Retired keys stay published for the longest token lifetime any policy allows, plus an hour."""
+    lifetimes = [
+        policy.token_validity.max_seconds
+        for policies in runtime.store.policies.values()
+        for policy in policies.values()
+    ]
+    longest = datetime.timedelta(seconds=max([BUILT_IN_POLICY.token_validity.max_seconds, *lifetimes]))
+    return KeysetSchedule(
+        rotate_every=datetime.timedelta(days=runtime.config.signing_key_rotation_days),
+        retain_after=longest + datetime.timedelta(hours=1),
+    )
 
 
 @kopf.on.cleanup()

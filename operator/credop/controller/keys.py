@@ -235,6 +235,8 @@ def _desired_status(runtime: Runtime, context: KeyContext, state: KeyState, now:
     handled = status.invalidate_tokens_handled
     if invalidate and invalidate != handled:
         tokens_invalid_before, handled = invalidation_instant(now), invalidate
+    if status.phase == "Active" and state.phase != "Active":
+        tokens_invalid_before = invalidation_instant(now)  # tokens must not come back with the key
     desired = {
         "observedGeneration": context.generation,
         "phase": state.phase,

@@ -21,6 +21,7 @@ from credop.controller.store import ObjectRef, generation_of
 from credop.domain.conditions import merge_conditions, parse_timestamp, precise_timestamp, timestamp
 from credop.domain.lifecycle import READY, SECRET_MISSING, ConditionState
 from credop.domain.slots import ACTIVE, INACTIVE, LIMIT_REACHED, ClientView, allocate_slots
+from credop.domain.tokens import invalidation_instant
 
 if TYPE_CHECKING:
     from credop.controller.runtime import Runtime
@@ -168,6 +169,8 @@ class SlotActor:
         }
         if status.get("phase") != phase or status.get("observedGeneration") != facts.generation:
             desired["lastUpdated"] = timestamp(now)
+        if status.get("phase") == ACTIVE and phase != ACTIVE:
+            desired["tokensInvalidBefore"] = timestamp(invalidation_instant(now))  # reactivation revives no token
         for event in phase_events(status, desired):
             self._runtime.events.record(body, **event)
         if waiting and status.get("reason") != LIMIT_REACHED:

@@ -22,7 +22,7 @@ import jwt
 from cryptography.hazmat.primitives.asymmetric import ec
 
 from credop.domain.keyring import Keyring
-from credop.domain.signing import KeysetSchedule, SigningKey, published_keys, signing_key
+from credop.domain.signing import KeysetSchedule, SigningKey, signing_key
 from credop.domain.tokens import ALLOWED_ALGORITHMS
 
 _RELAXED = {
@@ -103,8 +103,9 @@ class TokenKeys:
         self._loaded = loaded
 
     def published_kids(self, *, now: datetime.datetime) -> set[str]:
-        keys = [loaded.key for loaded in self._loaded.values()]
-        return {key.kid for key in published_keys(keys, now=now, schedule=self.schedule)} if keys else set()
+        """Every key in credop's keyring: the operator adds keys ahead of use and retires them after
+        the longest token lifetime its policies allow, so the keyring itself is what to publish."""
+        return set(self._loaded)
 
     def jwks(self, *, now: datetime.datetime) -> dict[str, Any]:
         """The JSON Web Key Set: public parts of the published keys only."""
