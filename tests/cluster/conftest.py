@@ -18,6 +18,7 @@ from pathlib import Path
 import kubernetes
 import pytest
 
+from tests.cluster.canary import Canaries
 from tests.cluster.kube import REPO, Cluster, existing_cluster_requested, secret_leaks, wait_for
 from tests.cluster.operator import OPERATOR_NAMESPACE, LogCapture, SessionOperator
 
@@ -67,6 +68,19 @@ def operator(crds: Cluster, operator_namespace: str, operator_logs: LogCapture) 
     running = SessionOperator(crds.kubeconfig)
     yield running
     running.stop()
+
+
+@pytest.fixture(scope="session", autouse=True)
+def canaries(cluster: Cluster, operator: SessionOperator, operator_logs: LogCapture) -> Iterator[Canaries]:
+    """Known secrets in use all session; at its end they may appear nowhere but their Secrets."""
+    watched = Canaries(cluster)
+    watched.start(cluster.kubeconfig)
+    yield watched
+    try:
+        sightings = watched.sightings(operator, operator_logs.lines)
+    finally:
+        watched.stop()
+    assert not sightings, f"canary secrets found in: {sightings}"
 
 
 @pytest.fixture

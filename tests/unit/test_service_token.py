@@ -415,14 +415,29 @@ async def test_a_flood_of_chosen_secret_checks_is_shed_not_queued(
         ("x" * 500, "x" * 120 + "…"),
     ],
 )
-def test_what_the_log_says_about_a_presented_client_id(presented: str, logged: str | None) -> None:
+def test_what_the_log_says_about_a_known_client_id(presented: str, logged: str | None) -> None:
     from credop.domain.keyformat import CLIENT_SECRET, with_checksum
     from credop.service._authn import loggable_client_id
 
     if presented.startswith("crcs_"):
         presented = with_checksum(presented[:-6])
         assert CLIENT_SECRET.recognises(presented)
-    assert loggable_client_id(presented) == (logged or "(withheld: looks like a secret)")
+    shown = loggable_client_id(presented, known=True)
+    if logged is None:
+        assert shown.startswith("(unknown ID, fingerprint ")
+        assert presented not in shown
+    else:
+        assert shown == logged
+
+
+def test_an_unknown_client_id_is_logged_only_as_a_fingerprint() -> None:
+    from credop.service._authn import loggable_client_id
+
+    pasted_secret = "My-Own-Secret-42!"
+    shown = loggable_client_id(pasted_secret, known=False)
+    assert pasted_secret not in shown
+    assert shown == loggable_client_id(pasted_secret, known=False), "the same ID gives the same fingerprint"
+    assert shown != loggable_client_id("another-id", known=False)
 
 
 # Rate limits ------------------------------------------------------------------------------------------------
@@ -458,7 +473,7 @@ async def test_failures_are_logged_with_the_client_id_and_never_the_secret(
     text = "\n".join(record.getMessage() for record in caplog.records)
     assert "client logged" in text
     assert client.secret not in text
-    assert "withheld" in text
+    assert "unknown ID, fingerprint" in text
 
 
 # Usage -------------------------------------------------------------------------------------------------------

@@ -13,7 +13,10 @@ from __future__ import annotations
 import asyncio
 import datetime
 import functools
+import hashlib
+import hmac
 import logging
+import secrets
 from collections.abc import Sequence
 from concurrent.futures import Executor
 
@@ -33,13 +36,22 @@ MAX_WAITING_HASHES = 64
 """argon2id checks allowed to queue for the pool; beyond that, 503 (a flood of wrong chosen secrets)."""
 
 
-def loggable_client_id(presented: str) -> str:
-    """The presented client ID for a log line, unless it looks like a secret pasted in the wrong field."""
+def loggable_client_id(presented: str, *, known: bool) -> str:
+    """The presented client ID for a log line.
+
+    Only IDs of existing credentials are shown (printable, shortened): an unknown
+    "ID" may be a secret pasted into the wrong field, so it is shown as a keyed
+    fingerprint that lets repeated attempts be correlated without revealing it.
+    """
     looks_like_jwt = presented.startswith("eyJ") and presented.count(".") == 2
-    if looks_like_jwt or recognised_format(presented) in (SECRET_KEY, CLIENT_SECRET):
-        return "(withheld: looks like a secret)"
+    if not known or looks_like_jwt or recognised_format(presented) in (SECRET_KEY, CLIENT_SECRET):
+        digest = hmac.new(_FINGERPRINT_KEY, presented.encode(), hashlib.sha256).hexdigest()[:12]
+        return f"(unknown ID, fingerprint {digest}, {len(presented)} chars)"
     shown = "".join(char if char.isprintable() else "?" for char in presented[:MAX_LOGGED_ID])
     return shown + ("…" if len(presented) > MAX_LOGGED_ID else "")
+
+
+_FINGERPRINT_KEY = secrets.token_bytes(32)
 
 
 class Authenticator:
@@ -68,9 +80,15 @@ class Authenticator:
         self.refuse_if_limited(presented.client_id, remote=remote, now=now)
         credential = self.view.find(presented.client_id)
         if credential is None or not credential.usable(now):
-            raise self._failure(presented.client_id, remote=remote, now=now, why="unknown or unusable client")
+            raise self._failure(
+                presented.client_id,
+                remote=remote,
+                now=now,
+                why="unknown or unusable client",
+                known=credential is not None,
+            )
         if not await self.secret_matches(credential, presented.secrets, now=now):
-            raise self._failure(presented.client_id, remote=remote, now=now, why="wrong secret")
+            raise self._failure(presented.client_id, remote=remote, now=now, why="wrong secret", known=True)
         self.usage.record(credential.uid, now)
         return credential
 
@@ -111,15 +129,16 @@ class Authenticator:
             self.verified.remember(credential.uid, fingerprint)
         return matched
 
-    def _failure(self, client_id: str, *, remote: str, now: datetime.datetime, why: str) -> OAuthError:
+    def _failure(self, client_id: str, *, remote: str, now: datetime.datetime, why: str, known: bool) -> OAuthError:
         instant = now.timestamp()
         self.by_client.record_failure(client_id, now=instant)
         self.by_address.record_failure(remote, now=instant)
+        shown = loggable_client_id(client_id, known=known)
         logger.info(
             "authentication failed for client %s from %s: %s",
-            loggable_client_id(client_id),
+            shown,
             remote,
             why,
-            extra={"client_id": loggable_client_id(client_id), "remote": remote, "reason": why},
+            extra={"client_id": shown, "remote": remote, "reason": why},
         )
         return invalid_client()
