@@ -48,6 +48,7 @@ class Recorder:
     """Everything the watches saw: Secret values per (owner, generation), Secret creates, active clients."""
 
     values: dict[tuple[str, str], set[str]] = field(default_factory=lambda: defaultdict(set))
+    history: dict[str, list[str]] = field(default_factory=lambda: defaultdict(list))
     creates: dict[str, int] = field(default_factory=lambda: defaultdict(int))
     active: dict[str, set[str]] = field(default_factory=lambda: defaultdict(set))
     most_active: dict[str, int] = field(default_factory=lambda: defaultdict(int))
@@ -61,7 +62,14 @@ class Recorder:
         generation = (secret.metadata.annotations or {}).get("credop.dev/key-generation", "?")
         data = secret.data or {}
         value = data.get("secretKey") or data.get("clientSecret") or ""
-        self.values[(uid, generation)].add(hashlib.sha256(value.encode()).hexdigest())
+        digest = hashlib.sha256(value.encode()).hexdigest()
+        self.values[(uid, generation)].add(digest)
+        annotations = secret.metadata.annotations or {}
+        self.history[uid].append(
+            f"{kind} {secret.metadata.namespace}/{secret.metadata.name} rv={secret.metadata.resource_version} "
+            f"gen={generation} value={digest[:8]} minted={annotations.get('credop.dev/minted-at')} "
+            f"request={annotations.get('credop.dev/rotation-request')} kind={owners[0].kind}"
+        )
         if kind == "ADDED":
             self.creates[uid] += 1
 
@@ -272,7 +280,9 @@ def test_nothing_is_lost_or_minted_twice_under_chaos() -> None:
                     assert status["accessKeyId"] == base64.b64decode(secret.data["accessKeyId"]).decode()
         assert len(recorder.creates) >= COUNT * 0.8, "the Secret watch missed creations"
         twice = {key: len(values) for key, values in recorder.values.items() if len(values) > 1}
-        assert not twice, f"secrets minted twice for the same generation: {twice}"
+        assert not twice, f"secrets minted twice for the same generation: {twice}: " + "; ".join(
+            line for uid, _generation in twice for line in recorder.history[uid]
+        )
         assert max(recorder.creates.values()) == 1, "a Secret was created more than once for one credential"
         assert recorder.most_active, "the ApiClient watch saw nothing"
         assert max(recorder.most_active.values()) <= CLIENT_LIMIT

@@ -130,10 +130,10 @@ def _duplicate_client_id(runtime: Runtime, context: ClientContext) -> list[Viola
 async def _act(runtime: Runtime, context: ClientContext) -> SecretRecord:
     policy = _policy(context)
     _check_spec(runtime, context, policy)
-    record = _record_from_status(context)
+    record = _record_from_status(runtime, context)
     if record is None:
         return await _mint(runtime, context, policy)
-    if _requested_rotation(context):
+    if _requested_rotation(context, record):
         return await _rotate(runtime, context, policy, record)
     if record.identifier != context.client_id and runtime.store.secret_exists(
         context.owner.namespace, context.secret_name
@@ -153,24 +153,25 @@ async def _act(runtime: Runtime, context: ClientContext) -> SecretRecord:
     return record
 
 
-def _record_from_status(context: ClientContext) -> SecretRecord | None:
-    """What status says was minted; ``None`` before the first mint."""
+def _record_from_status(runtime: Runtime, context: ClientContext) -> SecretRecord | None:
+    """What was minted, per status or this process's own writes; ``None`` before the first mint."""
     status = context.status
-    if not status.key_generation or status.last_rotated_at is None:
-        return None
-    return SecretRecord(
-        context.secret_name,
-        status.client_id or context.client_id,
-        status.key_generation,
-        status.last_rotated_at,
-        status.rotate_handled,
-    )
+    recorded = None
+    if status.key_generation and status.last_rotated_at is not None:
+        recorded = SecretRecord(
+            context.secret_name,
+            status.client_id or context.client_id,
+            status.key_generation,
+            status.last_rotated_at,
+            status.rotate_handled,
+        )
+    return runtime.store.latest_record(context.owner.uid, recorded)
 
 
-def _requested_rotation(context: ClientContext) -> str | None:
+def _requested_rotation(context: ClientContext, record: SecretRecord) -> str | None:
     value = context.annotations.get(names.ROTATE)
     request = f"manual:{value}" if value else None
-    return request if request and request != context.status.rotate_handled else None
+    return request if request and request != record.request else None
 
 
 async def _user_secret(runtime: Runtime, context: ClientContext, policy: KeyPolicySpec) -> str | None:
@@ -229,7 +230,7 @@ async def _mint(runtime: Runtime, context: ClientContext, policy: KeyPolicySpec)
 async def _rotate(
     runtime: Runtime, context: ClientContext, policy: KeyPolicySpec, record: SecretRecord
 ) -> SecretRecord:
-    request = _requested_rotation(context)
+    request = _requested_rotation(context, record)
     assert request is not None
     now = runtime.now().replace(microsecond=0)
     material = await _material(runtime, context, policy)

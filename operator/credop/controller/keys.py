@@ -94,7 +94,7 @@ def _gather(runtime: Runtime, body: Body, spec: ServiceAccountKeySpec) -> KeyCon
         policy=policy,
         secret_name=spec.secret_name or meta["name"],
         annotations=dict(meta.get("annotations") or {}),
-        record=record,
+        record=runtime.store.latest_record(meta["uid"], record),
     )
 
 
@@ -144,9 +144,9 @@ def _grace_is_over(record: SecretRecord, now: datetime.datetime) -> bool:
 
 def _requested_rotation(context: KeyContext) -> str | None:
     value = context.annotations.get(names.ROTATE)
-    if value and value != context.status.rotate_handled and f"manual:{value}" != context.status.rotate_handled:
-        return f"manual:{value}"
-    return None
+    request = f"manual:{value}" if value else None
+    handled = context.record.request if context.record else context.status.rotate_handled
+    return request if request and request != handled else None
 
 
 async def _mint(runtime: Runtime, context: KeyContext, now: datetime.datetime) -> SecretRecord:

@@ -42,7 +42,7 @@ class Runtime:
 
     def __post_init__(self) -> None:
         self.events = EventRecorder(self.kube)
-        self.secrets = CredentialSecrets(self.kube, on_written=self.store.note_secret)
+        self.secrets = CredentialSecrets(self.kube, on_written=self.store.note_written)
         self.scheduler: Scheduler[ObjectRef] = Scheduler(self._fire, clock=self.clock)
         self.slots = SlotActor(self)
         self.metrics = OperatorMetrics()

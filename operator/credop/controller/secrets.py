@@ -75,9 +75,9 @@ def data_value(secret: Body, key: str) -> str | None:
 
 
 class CredentialSecrets:
-    """Mint, rotate and retire credential Secrets; tells ``on_written`` which Secret now exists."""
+    """Mint, rotate and retire credential Secrets; tells ``on_written`` what each Secret now holds."""
 
-    def __init__(self, kube: Kube, *, on_written: Callable[[Owner, str], None]) -> None:
+    def __init__(self, kube: Kube, *, on_written: Callable[[Owner, SecretRecord], None]) -> None:
         self._kube = kube
         self._on_written = on_written
 
@@ -101,10 +101,8 @@ class CredentialSecrets:
                 raise SecretConflictError(
                     f'Secret "{secret_name}" already exists and is not owned by this {owner.kind}'
                 ) from None
-            self._on_written(owner, secret_name)
-            return replace(record_of(existing), adopted=True)
-        self._on_written(owner, secret_name)
-        return record_of(created)
+            return self._written(owner, replace(record_of(existing), adopted=True))
+        return self._written(owner, record_of(created))
 
     async def rotate(
         self,
@@ -128,8 +126,7 @@ class CredentialSecrets:
             raise SecretConflictError(f'Secret "{secret_name}" is not owned by this {owner.kind}')
         record = record_of(existing)
         if record.request == request:
-            self._on_written(owner, secret_name)
-            return replace(record, adopted=True)
+            return self._written(owner, replace(record, adopted=True))
         material = make_material(record.identifier or None)
         keep_previous = grace > datetime.timedelta(0)
         body = secret_body(
@@ -144,8 +141,11 @@ class CredentialSecrets:
         )
         body["metadata"]["resourceVersion"] = existing["metadata"]["resourceVersion"]
         replaced = await self._kube.replace_secret(owner.namespace, secret_name, body)
-        self._on_written(owner, secret_name)
-        return record_of(replaced)
+        return self._written(owner, record_of(replaced))
+
+    def _written(self, owner: Owner, record: SecretRecord) -> SecretRecord:
+        self._on_written(owner, record)
+        return record
 
     async def retire_previous(self, owner: Owner, secret_name: str) -> None:
         """Drop the previous secret's verifier once its grace period is over."""

@@ -16,6 +16,7 @@ from credop.api.keypolicy import KeyPolicySpec
 
 if TYPE_CHECKING:
     from credop.controller.material import Owner
+    from credop.controller.secrets import SecretRecord
 
 Body = dict[str, Any]
 
@@ -46,6 +47,8 @@ class Store:
         self.policies: dict[str, dict[str, KeyPolicySpec]] = defaultdict(dict)
         self.secrets: dict[tuple[str, str], str] = {}
         """(namespace, name) → owner uid of every credop-managed Secret."""
+        self.written: dict[str, SecretRecord] = {}
+        """Owner uid → the latest Secret this process wrote for it (status may not show it yet)."""
         self._locks: dict[ObjectRef, asyncio.Lock] = {}
 
     def lock(self, ref: ObjectRef) -> asyncio.Lock:
@@ -60,7 +63,9 @@ class Store:
         self.bodies[ref] = body
 
     def forget(self, ref: ObjectRef) -> None:
-        self.bodies.pop(ref, None)
+        body = self.bodies.pop(ref, None)
+        if body is not None:
+            self.written.pop(body["metadata"].get("uid", ""), None)
         lock = self._locks.get(ref)
         if lock is not None and not lock.locked():
             del self._locks[ref]
@@ -87,9 +92,26 @@ class Store:
             return None
         return body
 
-    def note_secret(self, owner: Owner, secret_name: str) -> None:
-        """Remember that ``owner``'s Secret exists (credop just wrote it)."""
-        self.secrets[(owner.namespace, secret_name)] = owner.uid
+    def note_written(self, owner: Owner, record: SecretRecord) -> None:
+        """Remember that credop wrote (or found) ``owner``'s Secret as ``record``."""
+        self.secrets[(owner.namespace, record.name)] = owner.uid
+        known = self.written.get(owner.uid)
+        if known is None or known.generation <= record.generation:
+            self.written[owner.uid] = record
+
+    def latest_record(self, uid: str, from_status: SecretRecord | None) -> SecretRecord | None:
+        """What status says was minted, or what this process wrote since, whichever is newer.
+
+        Watches of different kinds are not ordered: a Secret's deletion can arrive
+        before the credential's own status update. Deciding on the status alone
+        would then mint or rotate a second time.
+        """
+        written = self.written.get(uid)
+        if written is None or (from_status is not None and from_status.generation > written.generation):
+            return from_status
+        if from_status is not None and from_status.generation == written.generation:
+            return from_status
+        return written
 
     def secret_exists(self, namespace: str, name: str) -> bool:
         return (namespace, name) in self.secrets
