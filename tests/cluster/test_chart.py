@@ -19,6 +19,7 @@ import pytest
 
 import render_manifests
 from credop.controller.metrics import NOTABLE_CONDITIONS, OperatorMetrics
+from credop.controller.store import Store
 from credop.webhooks import handlers as admission_handlers
 from tests.cluster.charting import (
     CHART,
@@ -181,14 +182,10 @@ def test_monitoring_objects_only_where_the_prometheus_operator_is() -> None:
     assert {"CredopKeyExpiringSoon", "CredopKeyRotationDue", "CredopKeyUnused", "CredopApiClientActiveLimitReached"} <= alerts  # fmt: skip
 
 
-class _Store:
-    bodies: dict[Any, Any] = {}  # noqa: RUF012 - a read-only stand-in
-
-
 class _Runtime:
     """Just enough of the operator's runtime for its metrics to describe themselves."""
 
-    store = _Store()
+    store = Store()
     scheduler: list[Any] = []  # noqa: RUF012
 
 

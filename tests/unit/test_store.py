@@ -42,7 +42,11 @@ def test_forgetting_the_credential_forgets_its_writes() -> None:
     store = Store()
     ref = ObjectRef("serviceaccountkeys", "ns", "k")
     store.remember(ref, {"metadata": {"name": "k", "namespace": "ns", "uid": "uid-1", "managedFields": [{}]}})
-    assert "managedFields" not in store.bodies[ref]["metadata"]
+    kept = store.body(ref)
+    assert kept is not None
+    assert "managedFields" not in kept["metadata"]
+    kept["metadata"]["name"] = "changed"
+    assert store.body(ref)["metadata"]["name"] == "k", "callers get a copy"  # type: ignore[index]
     store.note_written(OWNER, record(1))
     store.forget(ref)
     assert store.latest_record("uid-1", None) is None

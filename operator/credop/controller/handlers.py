@@ -46,6 +46,7 @@ async def start(settings: kopf.OperatorSettings, memo: kopf.Memo, **_: Any) -> N
     settings.watching.label_selectors["v1", "secrets"] = names.MANAGED_SELECTOR
     settings.watching.server_timeout = 270
     settings.watching.client_timeout = 300
+    settings.watching.chunk_size = 500  # list large clusters in pages (a lower peak at startup)
     settings.networking.request_timeout = 60
     runtime = runtime_of(memo)
     configure_admission(settings, memo)
@@ -107,6 +108,8 @@ async def _credential_event(plural: str, event: kopf.RawEvent, memo: kopf.Memo) 
             runtime.slots.forget(ref)
         return
     runtime.store.remember(ref, dict(body))
+    if runtime.store.is_own_write(ref, body):
+        return  # the status credop just wrote: nothing new to act on
     try:
         await runtime.reconcile(ref)
     except Exception as error:
@@ -132,6 +135,8 @@ async def policy_event(event: kopf.RawEvent, memo: kopf.Memo, **_: Any) -> None:
     namespace, name = meta["namespace"], meta["name"]
     if event["type"] == "DELETED":
         runtime.store.drop_policy(namespace, name)
+    elif runtime.store.is_own_write(ObjectRef.of(names.KEY_POLICIES, body), body):
+        return  # only the Ready condition credop just wrote
     else:
         error = runtime.store.set_policy(namespace, name, body.get("spec") or {})
         await _write_policy_status(runtime, body, error)

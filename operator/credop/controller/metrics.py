@@ -71,16 +71,15 @@ class CredentialCollector(Collector):
         )
         counts: Counter[tuple[str, str, str]] = Counter()
         queue: Counter[str] = Counter()
-        for ref, body in list(self._runtime.store.bodies.items()):
+        for ref, summary in list(self._runtime.store.summaries.items()):
             kind = names.KIND_OF_PLURAL.get(ref.plural, ref.plural)
-            status = body.get("status") or {}
-            counts[(kind, ref.namespace, str(status.get("phase") or "Pending"))] += 1
-            if status.get("reason") == "ActiveLimitReached":
+            counts[(kind, ref.namespace, summary.phase)] += 1
+            if summary.reason == "ActiveLimitReached":
                 queue[ref.namespace] += 1
-            for condition in status.get("conditions") or []:
-                if condition.get("type") in NOTABLE_CONDITIONS and condition.get("status") == "True":
-                    conditions.add_metric([kind, ref.namespace, ref.name, condition["type"]], 1)
-            expires = parse_timestamp(status.get("expiresAt"))
+            for condition in summary.true_conditions:
+                if condition in NOTABLE_CONDITIONS:
+                    conditions.add_metric([kind, ref.namespace, ref.name, condition], 1)
+            expires = parse_timestamp(summary.expires_at)
             if expires is not None:
                 expiry.add_metric([kind, ref.namespace, ref.name], expires.timestamp())
         for labels, count in counts.items():

@@ -6,6 +6,7 @@ import datetime
 from collections.abc import Mapping, Sequence
 from typing import TYPE_CHECKING, Any
 
+from credop.controller.store import ObjectRef
 from credop.domain.conditions import became_true, timestamp
 from credop.kube.client import NotFoundError
 
@@ -47,9 +48,11 @@ async def apply_status(runtime: Runtime, plural: str, body: Body, desired: Mappi
         return None
     meta = body["metadata"]
     try:
-        return await runtime.kube.patch_status(plural, meta["namespace"], meta["name"], {"status": patch})
+        patched = await runtime.kube.patch_status(plural, meta["namespace"], meta["name"], {"status": patch})
     except NotFoundError:
         return None
+    runtime.store.note_own_write(ObjectRef.of(plural, patched), patched)
+    return patched
 
 
 def phase_events(current: Mapping[str, Any], desired: Mapping[str, Any]) -> list[dict[str, Any]]:

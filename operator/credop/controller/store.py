@@ -1,11 +1,15 @@
 """What the operator knows, fed by watch events: credential bodies, policies, Secret presence.
 
 Nothing here holds secret values: Secrets are remembered by name only.
+Bodies are kept as compact JSON (about a fifth of the memory of the parsed
+dicts, which matters at 10,000 credentials) and parsed when a reconcile
+needs one; metrics read a few fields kept beside them.
 """
 
 from __future__ import annotations
 
 import asyncio
+import json
 from collections import defaultdict
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
@@ -41,15 +45,33 @@ class ObjectRef:
         return cls(plural, metadata["namespace"], metadata["name"])
 
 
+@dataclass(frozen=True)
+class Summary:
+    """The few status fields metrics report, kept parsed for every credential."""
+
+    phase: str
+    reason: str
+    true_conditions: tuple[str, ...]
+    expires_at: str | None
+
+    @classmethod
+    def of(cls, body: Body) -> Summary:
+        status = body.get("status") or {}
+        conditions = tuple(c["type"] for c in status.get("conditions") or [] if c.get("status") == "True" and "type" in c)
+        return cls(str(status.get("phase") or "Pending"), str(status.get("reason") or ""), conditions, status.get("expiresAt"))
+
+
 class Store:
     def __init__(self) -> None:
-        self.bodies: dict[ObjectRef, Body] = {}
+        self._bodies: dict[ObjectRef, bytes] = {}
+        self.summaries: dict[ObjectRef, Summary] = {}
         self.policies: dict[str, dict[str, KeyPolicySpec]] = defaultdict(dict)
         self.secrets: dict[tuple[str, str], str] = {}
         """(namespace, name) → owner uid of every credop-managed Secret."""
         self.written: dict[str, SecretRecord] = {}
         """Owner uid → the latest Secret this process wrote for it (status may not show it yet)."""
         self._locks: dict[ObjectRef, asyncio.Lock] = {}
+        self._own_versions: dict[ObjectRef, str] = {}
 
     def lock(self, ref: ObjectRef) -> asyncio.Lock:
         """The lock that makes one reconcile at a time per object (handler or scheduler)."""
@@ -60,10 +82,33 @@ class Store:
         metadata = body.get("metadata") or {}
         if "managedFields" in metadata:
             body = {**body, "metadata": {key: value for key, value in metadata.items() if key != "managedFields"}}
-        self.bodies[ref] = body
+        self._bodies[ref] = json.dumps(body, separators=(",", ":")).encode()
+        self.summaries[ref] = Summary.of(body)
+
+    def note_own_write(self, ref: ObjectRef, body: Body) -> None:
+        """Remember the object as credop's own status patch left it."""
+        self._own_versions[ref] = str(body["metadata"].get("resourceVersion"))
+
+    def is_own_write(self, ref: ObjectRef, body: Body) -> bool:
+        """Whether ``body`` is exactly what credop's last status patch wrote (nothing new to act on)."""
+        return self._own_versions.get(ref) == str(body["metadata"].get("resourceVersion"))
+
+    def body(self, ref: ObjectRef) -> Body | None:
+        """The latest body of ``ref`` (a fresh copy: callers may not change the store through it)."""
+        raw = self._bodies.get(ref)
+        return json.loads(raw) if raw is not None else None
+
+    def __contains__(self, ref: object) -> bool:
+        return ref in self._bodies
+
+    def __len__(self) -> int:
+        return len(self._bodies)
 
     def forget(self, ref: ObjectRef) -> None:
-        body = self.bodies.pop(ref, None)
+        body = self.body(ref)
+        self._bodies.pop(ref, None)
+        self.summaries.pop(ref, None)
+        self._own_versions.pop(ref, None)
         if body is not None:
             self.written.pop(body["metadata"].get("uid", ""), None)
         lock = self._locks.get(ref)
@@ -71,7 +116,7 @@ class Store:
             del self._locks[ref]
 
     def refs_in(self, namespace: str, plural: str | None = None) -> list[ObjectRef]:
-        return [ref for ref in self.bodies if ref.namespace == namespace and (plural is None or ref.plural == plural)]
+        return [ref for ref in self._bodies if ref.namespace == namespace and (plural is None or ref.plural == plural)]
 
     def set_policy(self, namespace: str, name: str, spec_body: Body) -> str | None:
         """Remember a KeyPolicy; returns the validation error, if its spec is invalid (then it is dropped)."""
@@ -87,7 +132,7 @@ class Store:
 
     def live_body(self, ref: ObjectRef) -> Body | None:
         """The latest body of ``ref``, unless it is gone or being deleted."""
-        body = self.bodies.get(ref)
+        body = self.body(ref)
         if body is None or body["metadata"].get("deletionTimestamp"):
             return None
         return body
@@ -120,7 +165,7 @@ class Store:
         """ApiClients in ``namespace`` whose effective client ID is ``client_id``."""
         holders = []
         for ref in self.refs_in(namespace, plural):
-            body = self.bodies[ref]
-            if (body.get("spec", {}).get("clientId") or ref.name) == client_id:
+            body = self.body(ref)
+            if body is not None and ((body.get("spec") or {}).get("clientId") or ref.name) == client_id:
                 holders.append(body)
         return holders

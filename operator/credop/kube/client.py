@@ -66,13 +66,11 @@ class Kube:
         self.api.close()  # type: ignore[no-untyped-call]
 
     async def _call(self, method: Callable[..., Any], *args: Any, **kwargs: Any) -> Body:
-        call = functools.partial(method, *args, _preload_content=False, **kwargs)
         loop = asyncio.get_running_loop()
         try:
-            response = await loop.run_in_executor(self._pool, call)
+            data = await loop.run_in_executor(self._pool, functools.partial(_fetch, method, *args, **kwargs))
         except ApiException as error:
             raise _translated(error) from None
-        data = response.data
         return json.loads(data) if data else {}
 
     # Custom resources -----------------------------------------------------------------------
@@ -167,6 +165,20 @@ class Kube:
             "DaemonSet": self.apps.patch_namespaced_daemon_set,
         }[kind]
         return await self._call(method, name, namespace, patch, _content_type=MERGE_PATCH)
+
+
+def _fetch(method: Callable[..., Any], *args: Any, **kwargs: Any) -> bytes:
+    """In a worker thread: the call, its whole body read, and the connection back in the pool.
+
+    Reading the body in the same thread matters: a body read later (in the event
+    loop) would block the loop and keep the connection out of the pool while the
+    thread starts its next request on a new, freshly TLS-handshaken one.
+    """
+    response = method(*args, _preload_content=False, **kwargs)
+    try:
+        return bytes(response.data or b"")
+    finally:
+        response.release_conn()
 
 
 def _translated(error: ApiException) -> Exception:
