@@ -6,7 +6,6 @@ import contextlib
 import copy
 import subprocess
 import tempfile
-import uuid
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -81,27 +80,6 @@ def deployment_env(manifests: list[Manifest], name: str) -> dict[str, str]:
     """The plain ``value`` environment variables of a Deployment's first container."""
     container = named(manifests, "Deployment", name)["spec"]["template"]["spec"]["containers"][0]
     return {env["name"]: env["value"] for env in container.get("env", []) if "value" in env}
-
-
-def token_kubeconfig(cluster: Cluster, namespace: str, service_account: str) -> Path:
-    """A kubeconfig for an existing ServiceAccount (a TokenRequest token): exactly its RBAC, nothing more."""
-    token = cluster.core.create_namespaced_service_account_token(
-        service_account, namespace, {"spec": {"expirationSeconds": 3600}}
-    ).status.token
-    base = yaml.safe_load(cluster.kubeconfig.read_text())
-    context = next(c for c in base["contexts"] if c["name"] == base["current-context"])["context"]
-    server = next(c for c in base["clusters"] if c["name"] == context["cluster"])
-    config = {
-        "apiVersion": "v1",
-        "kind": "Config",
-        "clusters": [server],
-        "users": [{"name": service_account, "user": {"token": token}}],
-        "contexts": [{"name": service_account, "context": {"cluster": server["name"], "user": service_account}}],
-        "current-context": service_account,
-    }
-    path = cluster.workdir / f"token-{namespace}-{service_account}-{uuid.uuid4().hex[:6]}.kubeconfig"
-    path.write_text(yaml.safe_dump(config))
-    return path
 
 
 def can_i(cluster: Cluster, kubeconfig: Path, question: str, *, namespace: str | None = None) -> bool:

@@ -108,8 +108,12 @@ class Cluster:
         return self.kubectl("apply", "-f", "-", input=text, **kwargs)
 
     def service_account_kubeconfig(self, namespace: str, name: str) -> Path:
-        """A kubeconfig that authenticates as a ServiceAccount, with a TokenRequest token."""
+        """A new ServiceAccount, and a kubeconfig that authenticates as it."""
         self.core.create_namespaced_service_account(namespace, {"metadata": {"name": name}})
+        return self.token_kubeconfig(namespace, name)
+
+    def token_kubeconfig(self, namespace: str, name: str) -> Path:
+        """A kubeconfig for an existing ServiceAccount (a TokenRequest token): exactly its RBAC, nothing more."""
         token = self.core.create_namespaced_service_account_token(
             name, namespace, {"spec": {"expirationSeconds": 3600}}
         ).status.token

@@ -183,21 +183,26 @@ def workload(cluster: Cluster, rng: random.Random) -> dict[str, set[str]]:
     return deleted
 
 
-def settled(cluster: Cluster) -> bool:
+def unsettled(cluster: Cluster) -> list[str]:
+    """Credentials not yet Active/Inactive for their latest generation and rotation request."""
+    pending = []
     for namespace in NAMESPACES:
         for plural in ("serviceaccountkeys", "apiclients"):
             for item in cluster.custom.list_namespaced_custom_object(GROUP, VERSION, namespace, plural)["items"]:
                 status = item.get("status") or {}
                 annotations = item["metadata"].get("annotations") or {}
                 wanted_rotation = annotations.get("credop.dev/rotate")
+                name = f"{plural}/{namespace}/{item['metadata']['name']}"
                 if (
                     status.get("phase") not in ("Active", "Inactive")
                     or status.get("observedGeneration") != item["metadata"]["generation"]
                 ):
-                    return False
-                if wanted_rotation and status.get("rotateHandled") != f"manual:{wanted_rotation}":
-                    return False
-    return True
+                    pending.append(
+                        f"{name}: {status.get('phase')}/{status.get('reason')} observed {status.get('observedGeneration')}"
+                    )
+                elif wanted_rotation and status.get("rotateHandled") != f"manual:{wanted_rotation}":
+                    pending.append(f"{name}: rotation {wanted_rotation} not handled ({status.get('rotateHandled')})")
+    return pending
 
 
 def test_nothing_is_lost_or_minted_twice_under_chaos() -> None:
@@ -247,9 +252,10 @@ def test_nothing_is_lost_or_minted_twice_under_chaos() -> None:
                     time.sleep(OUTAGE_SECONDS)
                     plane.start_apiserver()
             deleted = load.result(timeout=1800)
-            wait_for(
-                lambda: settled(cluster), timeout=600, interval=2, what="every credential to settle after the chaos"
-            )
+            try:
+                wait_for(lambda: not unsettled(cluster), timeout=600, interval=2, what="every credential to settle")
+            except AssertionError:
+                raise AssertionError(f"not settled after the chaos: {unsettled(cluster)[:20]}") from None
         time.sleep(5)
         recorder.stop.set()
 

@@ -331,3 +331,14 @@ def test_leaving_active_invalidates_earlier_tokens(cluster: Cluster, namespace: 
     cluster.apply(key_manifest("pause", namespace, active=False))
     paused = wait_status(cluster, namespace, "pause", lambda s: s.get("phase") == "Inactive")
     assert paused["tokensInvalidBefore"]
+
+
+def test_a_rotate_annotation_present_at_creation_is_met_by_the_first_secret(cluster: Cluster, namespace: str) -> None:
+    manifest = key_manifest("born-rotated", namespace)
+    manifest["metadata"]["annotations"] = {"credop.dev/rotate": "from-the-start"}
+    cluster.apply(manifest)
+    status = wait_status(cluster, namespace, "born-rotated", lambda s: s.get("rotateHandled") == "manual:from-the-start")
+    assert status["keyGeneration"] == 1
+    cluster.kubectl("annotate", "--overwrite", "sak", "born-rotated", "-n", namespace, "credop.dev/rotate=later")
+    rotated = wait_status(cluster, namespace, "born-rotated", lambda s: s.get("rotateHandled") == "manual:later")
+    assert rotated["keyGeneration"] == 2

@@ -31,7 +31,6 @@ from tests.cluster.charting import (
     deployment_env,
     plain_manifests,
     private_control_plane,
-    token_kubeconfig,
     webhook_configurations_at,
 )
 from tests.cluster.kube import Cluster, wait_for
@@ -67,14 +66,14 @@ def installed() -> Iterator[Installed]:
             "CREDOP_WEBHOOK_HOSTS": "127.0.0.1",
         }
         webhook = WebhookSettings.from_environment(deployment_env(manifests, f"{OPERATOR_SA}") | local)
-        kubeconfig = token_kubeconfig(cluster, SYSTEM, OPERATOR_SA)
+        kubeconfig = cluster.token_kubeconfig(SYSTEM, OPERATOR_SA)
         config = Config(namespace=SYSTEM, endpoint=TEST_ENDPOINT, kubeconfig=kubeconfig, webhook=webhook)
         assert config.leader_election
         logs = LogCapture()
         logging.getLogger().addHandler(logs)
         running = OperatorThread(kubeconfig, config=config).start()
         try:
-            yield Installed(cluster, kubeconfig, token_kubeconfig(cluster, SYSTEM, SERVICE_SA), logs)
+            yield Installed(cluster, kubeconfig, cluster.token_kubeconfig(SYSTEM, SERVICE_SA), logs)
         finally:
             running.stop()
             logging.getLogger().removeHandler(logs)

@@ -16,7 +16,8 @@ from pydantic import ValidationError
 from credop import names
 from credop.api.apiclient import ApiClientSpec, ApiClientStatus
 from credop.api.keypolicy import KeyPolicySpec
-from credop.controller.material import Material, Owner, client_material
+from credop.controller.context import CredentialContext, gather_common, rotation_request
+from credop.controller.material import Material, client_material
 from credop.controller.runtime import Runtime
 from credop.controller.secrets import SecretConflictError, SecretRecord, data_value
 from credop.controller.slots import ClientFacts
@@ -24,13 +25,11 @@ from credop.controller.status import apply_status, timestamp_or_none
 from credop.controller.store import ObjectRef, generation_of
 from credop.domain import templates
 from credop.domain.policy import (
-    ResolvedPolicy,
     Violation,
     check_api_client,
     check_client_secret,
     effective_token_validity,
     policy_not_found,
-    resolve_policy,
 )
 from credop.domain.tokens import invalidation_instant
 from credop.kube.client import NotFoundError
@@ -49,19 +48,12 @@ class ClientProblem(Exception):  # noqa: N818 - a refusal, not a crash
 
 
 @dataclass(frozen=True)
-class ClientContext:
-    body: Body
-    owner: Owner
+class ClientContext(CredentialContext):
+    """Everything gathered about one client before deciding."""
+
     spec: ApiClientSpec
     status: ApiClientStatus
-    policy: ResolvedPolicy
     client_id: str
-    secret_name: str
-    annotations: dict[str, str]
-
-    @property
-    def generation(self) -> int:
-        return generation_of(self.body)
 
 
 async def reconcile_client(runtime: Runtime, ref: ObjectRef) -> None:
@@ -87,16 +79,11 @@ async def reconcile_client(runtime: Runtime, ref: ObjectRef) -> None:
 
 
 def _gather(runtime: Runtime, body: Body, spec: ApiClientSpec) -> ClientContext:
-    meta = body["metadata"]
     return ClientContext(
-        body=body,
-        owner=Owner.of(body),
         spec=spec,
         status=ApiClientStatus.model_validate(body.get("status") or {}),
-        policy=resolve_policy(spec.policy_name, runtime.store.policies.get(meta["namespace"], {})),
-        client_id=spec.client_id or meta["name"],
-        secret_name=spec.secret_name or meta["name"],
-        annotations=dict(meta.get("annotations") or {}),
+        client_id=spec.client_id or body["metadata"]["name"],
+        **gather_common(runtime, body, policy_name=spec.policy_name, secret_name=spec.secret_name),
     )
 
 
@@ -169,8 +156,7 @@ def _record_from_status(runtime: Runtime, context: ClientContext) -> SecretRecor
 
 
 def _requested_rotation(context: ClientContext, record: SecretRecord) -> str | None:
-    value = context.annotations.get(names.ROTATE)
-    request = f"manual:{value}" if value else None
+    request = rotation_request(context)
     return request if request and request != record.request else None
 
 
@@ -212,7 +198,9 @@ async def _mint(runtime: Runtime, context: ClientContext, policy: KeyPolicySpec)
     now = runtime.now().replace(microsecond=0)
     material = await _material(runtime, context, policy)
     try:
-        record = await runtime.secrets.mint(context.owner, context.secret_name, material, now=now)
+        record = await runtime.secrets.mint(
+            context.owner, context.secret_name, material, now=now, request=rotation_request(context)
+        )
     except SecretConflictError as error:
         raise ClientProblem("SecretConflict", str(error)) from None
     if record.adopted:

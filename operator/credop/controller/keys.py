@@ -17,16 +17,17 @@ from pydantic import ValidationError
 
 from credop import names
 from credop.api.serviceaccountkey import ServiceAccountKeySpec, ServiceAccountKeyStatus
-from credop.controller.material import Owner, key_material
+from credop.controller.context import CredentialContext, gather_common, rotation_request
+from credop.controller.material import key_material
 from credop.controller.runtime import Runtime
 from credop.controller.secrets import SecretConflictError, SecretRecord
 from credop.controller.status import apply_status, condition_events, phase_events, timestamp_or_none
-from credop.controller.store import ObjectRef, generation_of
+from credop.controller.store import ObjectRef
 from credop.domain import templates
 from credop.domain.conditions import merge_conditions, timestamp
 from credop.domain.durations import parse_duration
 from credop.domain.lifecycle import KeyFacts, KeyState, key_expires_at, key_state, not_ready
-from credop.domain.policy import ResolvedPolicy, check_service_account_key, resolve_policy
+from credop.domain.policy import check_service_account_key
 from credop.domain.tokens import invalidation_instant
 
 logger = logging.getLogger(__name__)
@@ -35,21 +36,12 @@ Body = dict[str, Any]
 
 
 @dataclass(frozen=True)
-class KeyContext:
+class KeyContext(CredentialContext):
     """Everything gathered about one key before deciding."""
 
-    body: Body
-    owner: Owner
     spec: ServiceAccountKeySpec
     status: ServiceAccountKeyStatus
-    policy: ResolvedPolicy
-    secret_name: str
-    annotations: dict[str, str]
     record: SecretRecord | None
-
-    @property
-    def generation(self) -> int:
-        return generation_of(self.body)
 
 
 async def reconcile_key(runtime: Runtime, ref: ObjectRef) -> None:
@@ -73,29 +65,20 @@ async def reconcile_key(runtime: Runtime, ref: ObjectRef) -> None:
 
 
 def _gather(runtime: Runtime, body: Body, spec: ServiceAccountKeySpec) -> KeyContext:
-    meta = body["metadata"]
     status = ServiceAccountKeyStatus.model_validate(body.get("status") or {})
-    policy = resolve_policy(spec.policy_name, runtime.store.policies.get(meta["namespace"], {}))
-    record = None
+    common = gather_common(runtime, body, policy_name=spec.policy_name, secret_name=spec.secret_name)
+    recorded = None
     if status.last_rotated_at is not None and status.access_key_id:
-        record = SecretRecord(
-            name=spec.secret_name or meta["name"],
+        recorded = SecretRecord(
+            name=common["secret_name"],
             identifier=status.access_key_id,
             generation=status.key_generation or 1,
             minted_at=status.last_rotated_at,
             request=status.rotate_handled,
             previous_valid_until=status.previous_secret_valid_until,
         )
-    return KeyContext(
-        body=body,
-        owner=Owner.of(body),
-        spec=spec,
-        status=status,
-        policy=policy,
-        secret_name=spec.secret_name or meta["name"],
-        annotations=dict(meta.get("annotations") or {}),
-        record=runtime.store.latest_record(meta["uid"], record),
-    )
+    record = runtime.store.latest_record(body["metadata"]["uid"], recorded)
+    return KeyContext(spec=spec, status=status, record=record, **common)
 
 
 def _violations(context: KeyContext) -> tuple[Any, ...]:
@@ -143,8 +126,7 @@ def _grace_is_over(record: SecretRecord, now: datetime.datetime) -> bool:
 
 
 def _requested_rotation(context: KeyContext) -> str | None:
-    value = context.annotations.get(names.ROTATE)
-    request = f"manual:{value}" if value else None
+    request = rotation_request(context)
     handled = context.record.request if context.record else context.status.rotate_handled
     return request if request and request != handled else None
 
@@ -153,7 +135,9 @@ async def _mint(runtime: Runtime, context: KeyContext, now: datetime.datetime) -
     """Create the Secret; after a crash, the 409 makes this adopt the Secret minted before it."""
     minted_at = now.replace(microsecond=0)
     material = _material(runtime, context, None, minted_at)
-    record = await runtime.secrets.mint(context.owner, context.secret_name, material, now=minted_at)
+    record = await runtime.secrets.mint(
+        context.owner, context.secret_name, material, now=minted_at, request=rotation_request(context)
+    )
     if not record.adopted:
         runtime.events.record(
             context.body,

@@ -51,8 +51,15 @@ async def apply_status(runtime: Runtime, plural: str, body: Body, desired: Mappi
         patched = await runtime.kube.patch_status(plural, meta["namespace"], meta["name"], {"status": patch})
     except NotFoundError:
         return None
-    runtime.store.note_own_write(ObjectRef.of(plural, patched), patched)
+    if _what_credop_acts_on(patched) == _what_credop_acts_on(body):
+        runtime.store.note_own_write(ObjectRef.of(plural, patched), patched)  # its event brings nothing new
     return patched
+
+
+def _what_credop_acts_on(body: Body) -> tuple[Any, ...]:
+    """The parts of an object a reconcile reads besides status: spec (by generation), annotations, deletion."""
+    meta = body["metadata"]
+    return meta.get("generation"), meta.get("annotations") or {}, meta.get("deletionTimestamp")
 
 
 def phase_events(current: Mapping[str, Any], desired: Mapping[str, Any]) -> list[dict[str, Any]]:

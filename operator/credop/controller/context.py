@@ -1,0 +1,51 @@
+"""What every credential reconcile gathers first: the object, its owner reference, policy and Secret name."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
+
+from credop import names
+from credop.controller.material import Owner
+from credop.controller.store import generation_of
+from credop.domain.policy import ResolvedPolicy, resolve_policy
+
+if TYPE_CHECKING:
+    from credop.controller.runtime import Runtime
+
+Body = dict[str, Any]
+
+
+@dataclass(frozen=True)
+class CredentialContext:
+    body: Body
+    owner: Owner
+    policy: ResolvedPolicy
+    secret_name: str
+    annotations: dict[str, str]
+
+    @property
+    def generation(self) -> int:
+        return generation_of(self.body)
+
+
+def rotation_request(context: CredentialContext) -> str | None:
+    """What the credop.dev/rotate annotation asks for, spelled as status records it when done.
+
+    A first mint honours it too: a request present before the secret exists is
+    met by that fresh secret, not by minting twice.
+    """
+    value = context.annotations.get(names.ROTATE)
+    return f"manual:{value}" if value else None
+
+
+def gather_common(runtime: Runtime, body: Body, *, policy_name: str | None, secret_name: str | None) -> dict[str, Any]:
+    """The :class:`CredentialContext` fields, as keyword arguments for a kind's own context."""
+    meta = body["metadata"]
+    return {
+        "body": body,
+        "owner": Owner.of(body),
+        "policy": resolve_policy(policy_name, runtime.store.policies.get(meta["namespace"], {})),
+        "secret_name": secret_name or meta["name"],
+        "annotations": dict(meta.get("annotations") or {}),
+    }
