@@ -19,7 +19,7 @@ from credop.api.keypolicy import KeyPolicySpec
 from credop.controller.context import CredentialContext, gather_common, rotation_request
 from credop.controller.material import Material, client_material
 from credop.controller.runtime import Runtime
-from credop.controller.secrets import SecretConflictError, SecretRecord, data_value
+from credop.controller.secrets import OwnerGoneError, SecretConflictError, SecretRecord, data_value
 from credop.controller.slots import ClientFacts
 from credop.controller.status import apply_status, timestamp_or_none
 from credop.controller.store import ObjectRef, generation_of
@@ -70,6 +70,8 @@ async def reconcile_client(runtime: Runtime, ref: ObjectRef) -> None:
         context = _gather(runtime, body, spec)
         try:
             record = await _act(runtime, context)
+        except OwnerGoneError:
+            return
         except ClientProblem as problem:
             await _write_status(runtime, context, None)
             runtime.slots.update(ref, ClientFacts.failed(problem.reason, problem.message, generation))

@@ -20,7 +20,7 @@ from credop.api.serviceaccountkey import ServiceAccountKeySpec, ServiceAccountKe
 from credop.controller.context import CredentialContext, gather_common, rotation_request
 from credop.controller.material import key_material
 from credop.controller.runtime import Runtime
-from credop.controller.secrets import SecretConflictError, SecretRecord
+from credop.controller.secrets import OwnerGoneError, SecretConflictError, SecretRecord
 from credop.controller.status import apply_status, condition_events, phase_events, timestamp_or_none
 from credop.controller.store import ObjectRef
 from credop.domain import templates
@@ -60,6 +60,9 @@ async def reconcile_key(runtime: Runtime, ref: ObjectRef) -> None:
             state, context = await _act(runtime, context)
         except SecretConflictError as error:
             await _fail(runtime, context, "SecretConflict", str(error))
+            return
+        except OwnerGoneError:
+            runtime.scheduler.cancel(ref)
             return
         await _apply(runtime, context, state)
 

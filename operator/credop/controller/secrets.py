@@ -22,6 +22,10 @@ from credop.kube.client import ConflictError, Kube, NotFoundError
 Body = dict[str, Any]
 
 
+class OwnerGoneError(LookupError):
+    """The credential was deleted while credop was working on it: nothing to mint."""
+
+
 class SecretConflictError(RuntimeError):
     """A Secret of that name exists and belongs to something else; credop will not overwrite it."""
 
@@ -119,6 +123,7 @@ class CredentialSecrets:
         try:
             existing = await self._kube.read_secret(owner.namespace, secret_name)
         except NotFoundError:
+            await self._require_owner(owner)
             return await self.mint(
                 owner, secret_name, make_material(None), now=now, generation=generation + 1, request=request
             )
@@ -142,6 +147,15 @@ class CredentialSecrets:
         body["metadata"]["resourceVersion"] = existing["metadata"]["resourceVersion"]
         replaced = await self._kube.replace_secret(owner.namespace, secret_name, body)
         return self._written(owner, record_of(replaced))
+
+    async def _require_owner(self, owner: Owner) -> None:
+        """Before re-minting a missing Secret: is it missing because its owner was deleted (and collected)?"""
+        try:
+            current = await self._kube.get_object(names.PLURAL_OF_KIND[owner.kind], owner.namespace, owner.name)
+        except NotFoundError:
+            raise OwnerGoneError(owner.name) from None
+        if current["metadata"].get("uid") != owner.uid or current["metadata"].get("deletionTimestamp"):
+            raise OwnerGoneError(owner.name)
 
     def _written(self, owner: Owner, record: SecretRecord) -> SecretRecord:
         self._on_written(owner, record)
