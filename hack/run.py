@@ -1,9 +1,16 @@
-"""``hack/run``: credop's operator and credential service against a cluster, with the examples applied.
+"""``hack/run``: credop running, with the examples applied and a status table printed.
 
-With $KUBECONFIG set, that cluster is used (CRDs are applied with server-side
-apply). Without it, a local control plane is started from the test bed. The
-operator and the credential service run in this process; the examples go into
-the namespace ``credop-examples`` and a status table is printed.
+Without $KUBECONFIG: the test bed's one-node cluster is started (kube-apiserver,
+scheduler, controllers, and a node with containerd, kubelet, kube-proxy and
+CoreDNS), credop's image is built from the Dockerfile and loaded into it, and
+the Helm chart is installed, the way ``kind create cluster && helm install``
+would; the examples go into ``credop-examples`` (the refused ones are shown
+with the webhook's answer). Ctrl-C stops everything.
+
+With ``--in-process`` (or $KUBECONFIG set): the operator and the credential
+service run in this process, against that cluster or a control plane without a
+node (CRDs applied with server-side apply): faster to iterate on, but without
+the webhooks.
 """
 
 from __future__ import annotations
@@ -12,6 +19,7 @@ import argparse
 import asyncio
 import contextlib
 import os
+import signal
 import subprocess
 import sys
 import threading
@@ -24,8 +32,9 @@ EXAMPLES_NAMESPACE = "credop-examples"
 
 
 def kubectl(kubeconfig: str, *args: str, check: bool = True) -> subprocess.CompletedProcess[str]:
-    binary = REPO / ".venv" / "bin" / "kubectl"
-    command = [str(binary if binary.exists() else "kubectl"), f"--kubeconfig={kubeconfig}", *args]
+    candidates = [REPO / ".venv" / "bin" / "kubectl", REPO / ".testbed" / "bin" / "kubectl"]
+    binary = next((str(path) for path in candidates if path.exists()), "kubectl")
+    command = [binary, f"--kubeconfig={kubeconfig}", *args]
     return subprocess.run(command, capture_output=True, text=True, check=check)
 
 
@@ -89,14 +98,60 @@ def run(kubeconfig: str, *, namespace: str, port: int) -> None:
         stop.set()
 
 
+def run_on_node(namespace: str) -> None:
+    """The one-node cluster, the chart installed with the image built here, the examples applied; until Ctrl-C."""
+    from testbed import ControlPlane, image_refs
+
+    started = time.monotonic()
+    print("starting the one-node cluster (etcd, kube-apiserver, controllers, scheduler; node: containerd, kubelet, kube-proxy, CoreDNS) ...", flush=True)
+    with ControlPlane.start(node=True) as plane:
+        assert plane.node is not None
+        print(f"cluster {plane.version()} ready in {plane.boot_seconds:.1f}s (node {plane.node.name}, pods {plane.node.network.pod_cidr})", flush=True)
+        repository, tag = image_refs()["credop"].rsplit(":", 1)
+        print(f"helm install credop charts/credop -n {namespace} (image {repository}:{tag}) ...", flush=True)
+        installing = time.monotonic()
+        plane.helm(
+            "install", "credop", str(REPO / "charts" / "credop"), "--namespace", namespace, "--create-namespace",
+            f"--set=image.repository={repository}", f"--set=image.tag={tag}", "--set=image.pullPolicy=Never",
+            "--wait", "--timeout=5m",
+        )  # fmt: skip
+        print(f"installed in {time.monotonic() - installing:.1f}s", flush=True)
+        print(plane.kubectl("get", "pods", "-n", namespace, "-o", "wide").stdout, flush=True)
+        kubeconfig = str(plane.kubeconfig)
+        kubectl(kubeconfig, "create", "namespace", EXAMPLES_NAMESPACE, check=False)
+        apply_examples(kubeconfig)
+        print_status(kubeconfig)
+        print(f"everything up in {time.monotonic() - started:.0f}s; credential service: http://credop.{namespace}.svc (in the cluster)", flush=True)
+        print(f"export KUBECONFIG={kubeconfig}", flush=True)
+        print("Ctrl-C stops the cluster.", flush=True)
+        signal.pause()
+
+
+def _stop_quietly(signum: int, frame: object) -> None:
+    """The first Ctrl-C (or SIGTERM) unwinds; later ones are ignored while everything stops."""
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    signal.signal(signal.SIGTERM, signal.SIG_IGN)
+    print("\nstopping ...", flush=True)
+    raise KeyboardInterrupt
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0] if __doc__ else None)
     parser.add_argument("--namespace", default="credop-system", help="credop's own namespace")
-    parser.add_argument("--port", type=int, default=8080, help="credential service port on 127.0.0.1")
+    parser.add_argument("--port", type=int, default=8080, help="credential service port on 127.0.0.1 (--in-process)")
+    parser.add_argument(
+        "--in-process", action="store_true", help="run the operator and the service in this process (no node, no image)"
+    )
     args = parser.parse_args()
     kubeconfig = os.environ.get("KUBECONFIG")
     if kubeconfig:
         run(kubeconfig, namespace=args.namespace, port=args.port)
+        return 0
+    if not args.in_process:
+        signal.signal(signal.SIGINT, _stop_quietly)
+        signal.signal(signal.SIGTERM, _stop_quietly)
+        with contextlib.suppress(KeyboardInterrupt):
+            run_on_node(args.namespace)
         return 0
     from testbed import ControlPlane
 

@@ -6,9 +6,14 @@ certificates made by ``cryptography``, RBAC authorization, service-account
 tokens and the garbage collector, on free loopback ports. Everything it starts
 is stopped (by PID) when the context exits, and dies with this process.
 
+With ``node=True`` it is a one-node cluster, the way kind is one: kube-scheduler,
+the controllers a workload needs, and a node (``hack/node.py``: containerd,
+kubelet, kube-proxy and CoreDNS in namespaces of their own) with the images of
+``hack/build-images`` imported, so Deployments run real pods.
+
 Use it as a context manager (``with ControlPlane.start() as cp: cp.kubeconfig``)
-or from the shell: ``python hack/testbed.py up`` prints the kubeconfig path and
-runs until interrupted.
+or from the shell: ``python hack/testbed.py up [--node]`` prints the kubeconfig
+path and runs until interrupted.
 """
 
 from __future__ import annotations
@@ -30,6 +35,7 @@ import urllib.request
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import TYPE_CHECKING, Any
 
 import yaml
 from cryptography import x509
@@ -37,19 +43,39 @@ from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec, rsa
 from cryptography.x509.oid import NameOID
 
+if TYPE_CHECKING:
+    from node import Node
+
 REPO = Path(__file__).resolve().parent.parent
 CACHE = Path(os.environ.get("CREDOP_CACHE", REPO / ".testbed"))
 BIN = CACHE / "bin"
 CONTROLLERS = (
     "garbage-collector-controller,namespace-controller,serviceaccount-controller,serviceaccount-token-controller"
 )
+# What workloads on a node need besides: Deployments, their pods' Services and
+# PodDisruptionBudgets, the kube-root-ca.crt ConfigMap every service-account
+# volume mounts, node taints from conditions, Jobs for chart hooks.
+NODE_CONTROLLERS = (
+    "deployment-controller,replicaset-controller,statefulset-controller,daemonset-controller,job-controller,"
+    "cronjob-controller,ttl-after-finished-controller,endpoints-controller,endpointslice-controller,"
+    "disruption-controller,root-ca-certificate-publisher-controller,node-lifecycle-controller,pod-garbage-collector-controller,"
+    "clusterrole-aggregation-controller"
+)
 READY_TIMEOUT_S = 90.0
 
 
 def ensure_binaries() -> Path:
-    """Build the control plane binaries unless the cache already holds them."""
+    """Build the test bed's binaries and images unless the cache already holds them."""
     subprocess.run([str(REPO / "hack" / "build-testbed")], check=True)
     return BIN
+
+
+def image_refs() -> dict[str, str]:
+    """The images hack/build-images made: ``{"credop": ref, "base": ref, "pause": ref}``."""
+    import json
+
+    entries = json.loads((CACHE / "images" / "images.json").read_text())
+    return {name: str(entry["ref"]) for name, entry in entries.items()}
 
 
 def free_port() -> int:
@@ -71,7 +97,7 @@ class Pki:
 
     directory: Path
 
-    def write(self) -> None:
+    def write(self, *, extra_ips: list[str] | None = None) -> None:
         now = datetime.datetime.now(datetime.UTC)
         ca_key = ec.generate_private_key(ec.SECP256R1())
         ca_name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "credop-testbed-ca")])
@@ -101,11 +127,15 @@ class Pki:
             .sign(ca_key, hashes.SHA256())
         )
         self._save("ca", ca_cert, ca_key)
-        sans = [
+        sans: list[x509.GeneralName] = [
             x509.IPAddress(ipaddress.ip_address("127.0.0.1")),
             x509.IPAddress(ipaddress.ip_address("10.0.0.1")),
+            *(x509.IPAddress(ipaddress.ip_address(ip)) for ip in extra_ips or []),
             x509.DNSName("localhost"),
+            x509.DNSName("kubernetes"),
+            x509.DNSName("kubernetes.default"),
             x509.DNSName("kubernetes.default.svc"),
+            x509.DNSName("kubernetes.default.svc.cluster.local"),
         ]
         self._leaf("serving", "kube-apiserver", None, sans, ca_cert, ca_key, server=True)
         self._leaf("admin", "credop-testbed-admin", "system:masters", [], ca_cert, ca_key)
@@ -123,6 +153,15 @@ class Pki:
         ca_key = serialization.load_pem_private_key((self.directory / "ca.key").read_bytes(), None)
         assert isinstance(ca_key, ec.EllipticCurvePrivateKey)
         return self._leaf(name, user, groups, [], ca_cert, ca_key)
+
+    def issue_serving_cert(self, *, name: str, common_name: str, ips: list[str], dns: list[str]) -> tuple[Path, Path]:
+        """A serving certificate for these addresses, signed by the cluster CA (the kubelet's)."""
+        ca_cert = x509.load_pem_x509_certificate((self.directory / "ca.crt").read_bytes())
+        ca_key = serialization.load_pem_private_key((self.directory / "ca.key").read_bytes(), None)
+        assert isinstance(ca_key, ec.EllipticCurvePrivateKey)
+        sans: list[x509.GeneralName] = [x509.IPAddress(ipaddress.ip_address(ip)) for ip in ips]
+        sans += [x509.DNSName(name) for name in dns]
+        return self._leaf(name, common_name, None, sans, ca_cert, ca_key, server=True)
 
     def _leaf(
         self,
@@ -193,6 +232,8 @@ class ControlPlane:
     processes: dict[str, subprocess.Popen[bytes]] = field(default_factory=dict)
     arguments: dict[str, list[str]] = field(default_factory=dict)
     keep_workdir: bool = False
+    node: Node | None = None
+    boot_seconds: float = 0.0
 
     @property
     def pki(self) -> Pki:
@@ -208,22 +249,26 @@ class ControlPlane:
 
     @classmethod
     @contextlib.contextmanager
-    def start(cls, *, workdir: Path | None = None) -> Iterator[ControlPlane]:
+    def start(cls, *, workdir: Path | None = None, node: bool = False) -> Iterator[ControlPlane]:
+        """A control plane; with ``node=True`` a one-node cluster (images built and imported)."""
         ensure_binaries()
         owned = workdir is None
         root = Path(tempfile.mkdtemp(prefix="credop-testbed-")) if workdir is None else workdir
         plane = cls(workdir=root, api_port=free_port(), keep_workdir=not owned)
         try:
-            plane._boot()
+            plane._boot(node=node)
             yield plane
         finally:
             plane.stop()
 
-    def _boot(self) -> None:
+    def _boot(self, *, node: bool = False) -> None:
         started = time.monotonic()
         (self.workdir / "pki").mkdir(parents=True, exist_ok=True)
         (self.workdir / "logs").mkdir(exist_ok=True)
-        self.pki.write()
+        if node:
+            self._create_node()
+        assert self.node is not None or not node
+        self.pki.write(extra_ips=[self.node.network.host_ip] if self.node else [])
         pki = self.pki.directory
         write_kubeconfig(
             self.kubeconfig,
@@ -233,11 +278,143 @@ class ControlPlane:
             key=pki / "admin.key",
             user="admin",
         )
+        if self.node:
+            self.pki.issue_client_cert(
+                name="apiserver-kubelet-client", user="kube-apiserver-kubelet-client", groups=["system:masters"]
+            )
         etcd_url = self._start_etcd()
         self._start_apiserver(etcd_url)
         self._wait_ready()
         self._start_controller_manager()
+        if self.node:
+            self._start_scheduler()
+            self._start_node()
         self.boot_seconds = time.monotonic() - started
+
+    # ---- the node ---------------------------------------------------------------
+
+    def _create_node(self) -> None:
+        from node import Node, node_tools_missing
+
+        missing = node_tools_missing()
+        if missing:
+            raise RuntimeError(f"the test bed's node needs {', '.join(missing)}: run hack/setup (as root)")
+        self.node = Node.create(self.workdir / "node", self.workdir / "logs")
+
+    def _start_scheduler(self) -> None:
+        cert, key = self.pki.issue_client_cert(name="scheduler", user="system:kube-scheduler", groups=[])
+        kubeconfig = write_kubeconfig(
+            self.workdir / "scheduler.kubeconfig",
+            server=self.server,
+            ca=self.pki.directory / "ca.crt",
+            cert=cert,
+            key=key,
+            user="system:kube-scheduler",
+        )
+        self._spawn(
+            "kube-scheduler",
+            [
+                f"--kubeconfig={kubeconfig}",
+                f"--authentication-kubeconfig={kubeconfig}",
+                f"--authorization-kubeconfig={kubeconfig}",
+                "--leader-elect=false",
+                "--bind-address=127.0.0.1",
+                f"--secure-port={free_port()}",
+                "--v=1",
+            ],
+        )
+
+    def _start_node(self) -> None:
+        """The forwarder pods reach the API server through, then the node's components, then wait for Ready."""
+        assert self.node is not None
+        net = self.node.network
+        log = (self.workdir / "logs" / "tcp-forward.log").open("ab")
+        self.processes["tcp-forward"] = subprocess.Popen(
+            [
+                sys.executable,
+                str(REPO / "hack" / "tcp_forward.py"),
+                net.host_ip,
+                str(self.api_port),
+                "127.0.0.1",
+                str(self.api_port),
+            ],
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            preexec_fn=_die_with_parent,
+            cwd=self.workdir,
+        )
+        images = json_load(CACHE / "images" / "images.json")
+        self.apply(self.node.manifests(self.api_port))
+        self.node.start(self, [Path(entry["archive"]) for entry in images.values()])
+        self._wait_node_ready()
+        self.node.wait_for_images()
+
+    def _wait_node_ready(self) -> None:
+        assert self.node is not None
+        deadline = time.monotonic() + 120
+        state = "not registered"
+        while time.monotonic() < deadline:
+            self.node._check_alive()
+            found = self.get(f"/api/v1/nodes/{self.node.name}")
+            if found is not None:
+                ready = [c for c in found["status"].get("conditions", []) if c["type"] == "Ready"]
+                taints = [t for t in found["spec"].get("taints", []) if t.get("effect") in ("NoSchedule", "NoExecute")]
+                state = f"Ready={ready[0]['status'] if ready else 'unknown'} taints={[t['key'] for t in taints]}"
+                if ready and ready[0]["status"] == "True" and not taints:
+                    return
+            time.sleep(0.5)
+        raise TimeoutError(
+            f"node {self.node.name} was not Ready within 120s: {state} (logs in {self.workdir / 'logs'})"
+        )
+
+    def get(self, path: str) -> dict[str, Any] | None:
+        """GET an API path as admin; None for 404."""
+        import json
+        import urllib.error
+
+        try:
+            with urllib.request.urlopen(f"{self.server}{path}", context=self.ssl_context(), timeout=10) as answer:
+                return dict(json.loads(answer.read()))
+        except urllib.error.HTTPError as error:
+            if error.code == 404:
+                return None
+            raise
+
+    def apply(self, objects: list[dict[str, Any]]) -> None:
+        """Server-side apply objects as admin with kubectl."""
+        manifest = yaml.safe_dump_all(objects)
+        self.kubectl(
+            "apply", "--server-side", "--force-conflicts", "--field-manager=credop-testbed", "-f", "-", input=manifest
+        )
+
+    def kubectl(
+        self, *args: str, input: str | None = None, check: bool = True, timeout: float = 300
+    ) -> subprocess.CompletedProcess[str]:
+        """kubectl (the test bed's build) as admin."""
+        result = subprocess.run(
+            [str(BIN / "kubectl"), f"--kubeconfig={self.kubeconfig}", *args],
+            input=input,
+            capture_output=True,
+            text=True,
+            timeout=timeout,
+            check=False,
+        )
+        if check and result.returncode:
+            raise RuntimeError(f"kubectl {' '.join(args)} failed ({result.returncode}): {result.stderr.strip()}")
+        return result
+
+    def helm(self, *args: str, check: bool = True, timeout: float = 600) -> subprocess.CompletedProcess[str]:
+        """helm (the test bed's build) as admin."""
+        result = subprocess.run(
+            [str(BIN / "helm"), f"--kubeconfig={self.kubeconfig}", *args],
+            capture_output=True,
+            text=True,
+            timeout=timeout,
+            check=False,
+        )
+        if check and result.returncode:
+            raise RuntimeError(f"helm {' '.join(args)} failed ({result.returncode}): {result.stderr.strip()}")
+        return result
 
     def _spawn(self, name: str, args: list[str]) -> None:
         self.arguments[name] = args
@@ -270,6 +447,18 @@ class ControlPlane:
 
     def _start_apiserver(self, etcd_url: str) -> None:
         pki = self.pki.directory
+        node_flags = []
+        if self.node:
+            node_flags = [
+                "--authorization-mode=Node,RBAC",
+                "--enable-admission-plugins=NodeRestriction",
+                # Webhooks and aggregated APIs at their pods' IPs: the host has no kube-proxy.
+                "--enable-aggregator-routing=true",
+                f"--kubelet-certificate-authority={pki / 'ca.crt'}",
+                f"--kubelet-client-certificate={pki / 'apiserver-kubelet-client.crt'}",
+                f"--kubelet-client-key={pki / 'apiserver-kubelet-client.key'}",
+                "--kubelet-preferred-address-types=InternalIP",
+            ]
         self._spawn(
             "kube-apiserver",
             [
@@ -285,7 +474,7 @@ class ControlPlane:
                 f"--service-account-signing-key-file={pki / 'sa.key'}",
                 "--service-account-issuer=https://kubernetes.default.svc.cluster.local",
                 "--api-audiences=https://kubernetes.default.svc.cluster.local",
-                "--authorization-mode=RBAC",
+                *([] if self.node else ["--authorization-mode=RBAC"]),
                 "--service-cluster-ip-range=10.0.0.0/24",
                 "--allow-privileged=true",
                 "--endpoint-reconciler-type=none",
@@ -293,6 +482,7 @@ class ControlPlane:
                 "--max-requests-inflight=2000",
                 "--max-mutating-requests-inflight=1000",
                 "--v=1",
+                *node_flags,
             ],
         )
 
@@ -304,7 +494,7 @@ class ControlPlane:
                 f"--kubeconfig={self.kubeconfig}",
                 f"--authentication-kubeconfig={self.kubeconfig}",
                 f"--authorization-kubeconfig={self.kubeconfig}",
-                f"--controllers={CONTROLLERS}",
+                f"--controllers={CONTROLLERS},{NODE_CONTROLLERS}" if self.node else f"--controllers={CONTROLLERS}",
                 f"--service-account-private-key-file={pki / 'sa.key'}",
                 f"--root-ca-file={pki / 'ca.crt'}",
                 "--bind-address=127.0.0.1",
@@ -361,7 +551,9 @@ class ControlPlane:
             return str(yaml.safe_load(answer.read())["gitVersion"])
 
     def stop(self) -> None:
-        """Stop what was started, newest first: each gets SIGTERM, then SIGKILL after 5 s."""
+        """Stop what was started, newest first (the node and its containers first): SIGTERM, then SIGKILL after 5 s."""
+        if self.node is not None:
+            self.node.stop()
         for proc in reversed(list(self.processes.values())):
             if proc.poll() is None:
                 proc.terminate()
@@ -375,12 +567,21 @@ class ControlPlane:
             shutil.rmtree(self.workdir, ignore_errors=True)
 
 
+def json_load(path: Path) -> dict[str, Any]:
+    import json
+
+    return dict(json.loads(path.read_text()))
+
+
 def main(argv: list[str]) -> int:
-    if argv[1:2] != ["up"]:
-        print("usage: testbed.py up   # start a control plane, print its kubeconfig, run until ^C")
+    if argv[1:2] != ["up"] or argv[2:] not in ([], ["--node"]):
+        print(
+            "usage: testbed.py up [--node]   # start a control plane (and a node), print its kubeconfig, run until ^C"
+        )
         return 2
-    with ControlPlane.start() as plane:
-        print(f"control plane {plane.version()} ready in {plane.boot_seconds:.1f}s", flush=True)
+    with ControlPlane.start(node="--node" in argv) as plane:
+        what = "one-node cluster" if plane.node else "control plane"
+        print(f"{what} {plane.version()} ready in {plane.boot_seconds:.1f}s", flush=True)
         print(f"export KUBECONFIG={plane.kubeconfig}", flush=True)
         with contextlib.suppress(KeyboardInterrupt):
             signal.pause()
