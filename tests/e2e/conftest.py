@@ -166,6 +166,17 @@ class E2E:
         found = self.kubectl("get", plural, name, "-n", namespace, "-o", "json", check=False)
         return dict(json.loads(found.stdout).get("status") or {}) if found.returncode == 0 else {}
 
+    def condition(self, plural: str, namespace: str, name: str, kind: str = "Ready") -> str | None:
+        """The status of a credential's condition (``"True"``, ``"False"``), None before it is reported."""
+        conditions = self.status(plural, namespace, name).get("conditions") or []
+        return next((str(c["status"]) for c in conditions if c["type"] == kind), None)
+
+    def policy(self, namespace: str, spec: dict[str, Any], name: str = "default") -> None:
+        """Apply a KeyPolicy and wait until it is Ready."""
+        manifest = {"apiVersion": "credop.dev/v1alpha1", "kind": "KeyPolicy", "metadata": {"name": name}, "spec": spec}
+        self.apply(manifest, namespace=namespace)
+        wait_until(lambda: self.condition("keypolicies", namespace, name) == "True", what=f"KeyPolicy {name} Ready")
+
     def secret_data(self, namespace: str, name: str) -> dict[str, str]:
         import base64
 
