@@ -27,6 +27,24 @@ GITOPS_ANNOTATIONS = {
     "argocd.argoproj.io/sync-options": "Prune=false",
 }
 
+# credop's own record of each credential: a Secret in credop's namespace, where
+# tenants cannot write. Identifiers, generations, grace deadlines and verifiers
+# are read back from here only, never from the tenant's Secret.
+RECORD_LABEL = "credop.dev/record"
+"""On a record Secret: the credential's kind."""
+OWNER_UID_LABEL = "credop.dev/owner-uid"
+OWNER_ANNOTATION = "credop.dev/owner"
+"""On a record Secret: ``<namespace>/<name>`` of the credential."""
+SECRET_NAME_ANNOTATION = "credop.dev/secret-name"
+IDENTIFIER_ANNOTATION = "credop.dev/identifier"
+RECORD_SELECTOR = RECORD_LABEL
+
+
+def record_name(owner_uid: str) -> str:
+    """The name of a credential's record Secret in credop's namespace."""
+    return f"credop-record-{owner_uid}"
+
+
 # Secret data keys.
 ACCESS_KEY_ID = "accessKeyId"
 SECRET_KEY = "secretKey"

@@ -164,6 +164,8 @@ def existing_cluster_requested() -> bool:
 
 SECRET_DATA_KEYS = ("secretKey", "clientSecret", "verifier", "previousVerifier")
 CREDENTIAL_PLURALS = ("serviceaccountkeys", "apiclients", "keypolicies")
+RECORDS_NAMESPACE = "credop-system"
+"""Where the session's operator keeps its records (verifiers of every test namespace's credentials)."""
 
 
 def secret_values(cluster: Cluster, namespace: str) -> set[str]:
@@ -171,7 +173,11 @@ def secret_values(cluster: Cluster, namespace: str) -> set[str]:
     import base64
 
     values = set()
-    for secret in cluster.core.list_namespaced_secret(namespace).items:
+    records = cluster.core.list_namespaced_secret(RECORDS_NAMESPACE, label_selector="credop.dev/record").items
+    mine = [
+        r for r in records if (r.metadata.annotations or {}).get("credop.dev/owner", "").startswith(f"{namespace}/")
+    ]
+    for secret in [*cluster.core.list_namespaced_secret(namespace).items, *mine]:
         managed = (secret.metadata.labels or {}).get("app.kubernetes.io/managed-by") == "credop"
         for key, raw in (secret.data or {}).items():
             value = base64.b64decode(raw).decode(errors="replace")

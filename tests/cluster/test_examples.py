@@ -10,7 +10,7 @@ import pytest
 
 from tests.cluster.kube import REPO, Cluster, wait_for
 from tests.cluster.test_clients import APIC, phases
-from tests.cluster.test_keys import SAK, condition, secret_data, status_of, wait_status
+from tests.cluster.test_keys import SAK, condition, record_data, secret_data, status_of, wait_status
 
 pytestmark = pytest.mark.usefixtures("operator")
 EXAMPLES = REPO / "examples"
@@ -55,7 +55,7 @@ def test_the_accepted_examples(cluster: Cluster, namespace: str) -> None:
     portal = status_of(cluster, namespace, "partner-portal", APIC)
     assert portal["reason"] == "Deactivated"
     assert portal["clientId"] == "partner-portal-prod"
-    assert secret_data(cluster, namespace, "partner-portal")["verifier"].startswith("$argon2id$")
+    assert record_data(cluster, namespace, "partner-portal", "apiclients")["verifier"].startswith("$argon2id$")
 
     payments = wait_status(cluster, namespace, "payments-api", lambda s: s.get("phase") == "Active")
     assert payments["rotationDueAt"]

@@ -281,6 +281,12 @@ def test_the_operator_cannot_delete_a_secret_or_start_a_pod(installed: Installed
     assert cluster.core.read_namespaced_secret("precious", tenant).data["v"] == base64.b64encode(b"x").decode()
 
 
+def test_records_are_deleted_only_in_credops_namespace(installed: Installed) -> None:
+    cluster, kubeconfig = installed.cluster, installed.operator_kubeconfig
+    assert can_i(cluster, kubeconfig, "delete secrets", namespace=SYSTEM)
+    assert not can_i(cluster, kubeconfig, "delete secrets", namespace="default")
+
+
 def test_only_the_lease_and_only_in_credops_namespace(installed: Installed) -> None:
     cluster, kubeconfig = installed.cluster, installed.operator_kubeconfig
     assert can_i(cluster, kubeconfig, "update leases.coordination.k8s.io/credop-operator", namespace=SYSTEM)
@@ -294,11 +300,16 @@ SERVICE_ALLOWED = [
     ("get serviceaccountkeys.credop.dev", "default"),
     ("patch apiclients.credop.dev --subresource=status", "default"),
     ("patch serviceaccountkeys.credop.dev --subresource=status", "default"),
-    ("get secrets", "default"),
+    ("get secrets", SYSTEM),
+    ("watch secrets", SYSTEM),
     ("watch configmaps", SYSTEM),
     ("update configmaps", SYSTEM),
 ]
 SERVICE_REFUSED = [
+    ("get secrets", "default"),
+    ("list secrets", "default"),
+    ("watch secrets", "default"),
+    ("create secrets", SYSTEM),
     ("create secrets", "default"),
     ("update secrets", "default"),
     ("delete secrets", "default"),

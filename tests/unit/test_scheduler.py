@@ -101,3 +101,19 @@ def test_many_reschedules_keep_the_heap_small() -> None:
             scheduler.schedule(ref, now + datetime.timedelta(seconds=round_ * 1000 + ref))
     assert len(scheduler) == 500
     assert len(scheduler._heap) <= 4 * 500 + 1024
+
+
+def test_schedule_by_keeps_an_earlier_deadline_and_brings_a_later_one_forward() -> None:
+    async def ignore(ref: str, lateness: float) -> None:
+        return None
+
+    scheduler: Scheduler[str] = Scheduler(ignore)
+    now = utc_now()
+    scheduler.schedule("soon", now + 10 * MS)
+    scheduler.schedule("late", now + 1000 * MS)
+    scheduler.schedule_by("soon", now + 500 * MS)
+    scheduler.schedule_by("late", now + 500 * MS)
+    scheduler.schedule_by("new", now + 500 * MS)
+    assert scheduler.due_at("soon") == now + 10 * MS
+    assert scheduler.due_at("late") == now + 500 * MS
+    assert scheduler.due_at("new") == now + 500 * MS

@@ -368,32 +368,52 @@ def test_a_relist_drops_credentials_that_disappeared() -> None:
     assert view.credential("k") is not None  # another kind is untouched
 
 
-def test_materials_come_from_credop_owned_secrets_and_notify_on_change() -> None:
+KEYED_A = "hmac-sha256$k$" + "A" * 43
+KEYED_B = "hmac-sha256$k$" + "B" * 43
+
+
+def test_materials_come_from_credop_records_and_notify_on_change() -> None:
     owner = api_client_object("c", uid="u")
     changed: list[str] = []
     view = CredentialView()
     view.on_material_change(changed.append)
-    material = material_of(secret_object(owner, verifier="hmac-sha256$k$abc"))
-    assert material is not None and "abc" not in repr(material)
-    view.put_material("team-a/c", material)
-    view.put_material("team-a/c", material)
+    material = material_of(secret_object(owner, verifier=KEYED_A))
+    assert material is not None and "AAAA" not in repr(material)
+    view.put_material("credop-record-u", material)
+    view.put_material("credop-record-u", material)
     assert changed == ["u"]
-    stranger = secret_object(owner, verifier="x")
-    stranger["metadata"]["ownerReferences"] = [{"apiVersion": "apps/v1", "kind": "Deployment", "uid": "d"}]
-    assert material_of(stranger) is None
-    view.drop_material("team-a/other", "u")  # another Secret's deletion does not drop this one
-    assert view.verifiers(client_of(owner), now=T0) == ("hmac-sha256$k$abc",)
-    view.drop_material("team-a/c", "u")
+    view.drop_material("credop-record-other", "u")  # another record's deletion does not drop this one
+    assert view.verifiers(client_of(owner), now=T0) == (KEYED_A,)
+    view.drop_material("credop-record-u", "u")
     assert changed == ["u", "u"] and view.verifiers(client_of(owner), now=T0) == ()
+
+
+def test_a_record_without_an_owner_or_with_a_foreign_verifier_is_ignored() -> None:
+    owner = api_client_object("c", uid="u")
+    unowned = secret_object(owner, verifier=KEYED_A)
+    del unowned["metadata"]["labels"]["credop.dev/owner-uid"]
+    assert material_of(unowned) is None
+    assert material_of(secret_object(owner, verifier="x")) is None
+    costly = "$argon2id$v=19$m=262144,t=20,p=1$c2FsdHNhbHRzYWx0$" + "A" * 43
+    assert material_of(secret_object(owner, verifier=costly)) is None
+
+
+def test_a_record_for_another_identifier_gives_no_verifier() -> None:
+    owner = api_client_object("c", uid="u")
+    view = CredentialView()
+    material = material_of(secret_object(owner, verifier=KEYED_A, identifier="someone-else"))
+    assert material is not None
+    view.put_material("credop-record-u", material)
+    assert view.verifiers(client_of(owner), now=T0) == ()
 
 
 def test_the_previous_verifier_counts_only_during_its_grace_period() -> None:
     owner = key_object("k", access_key_id="crak_1", uid="u")
-    secret = secret_object(owner, verifier="new", previous_verifier="old", previous_valid_until=T0 + MINUTE)
+    secret = secret_object(owner, verifier=KEYED_B, previous_verifier=KEYED_A, previous_valid_until=T0 + MINUTE)
     material = material_of(secret)
     assert material is not None
-    assert material.verifiers_at(T0) == ("new", "old")
-    assert material.verifiers_at(T0 + MINUTE) == ("new",)
+    assert material.verifiers_at(T0) == (KEYED_B, KEYED_A)
+    assert material.verifiers_at(T0 + MINUTE) == (KEYED_B,)
 
 
 def _uid(credential: object) -> str | None:

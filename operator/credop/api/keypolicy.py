@@ -28,6 +28,8 @@ class RotationPolicy(ApiModel):
     """How long before the period ends to set RotationDue and warn; or None for no notice."""
     action: PolicyAction = "None"
     """What happens when the period ends: Disable the key, or None (only the RotationDue condition)."""
+    max_grace_period: Duration = "24h"
+    """The longest rotation.gracePeriod a key may ask for: how long a replaced secret may keep working."""
 
 
 class UsagePolicy(ApiModel):
@@ -51,7 +53,7 @@ class Subjects(ApiModel):
 
 
 class ClientSecretRules(ApiModel):
-    """Rules for client secrets users bring themselves (generated ones always satisfy them)."""
+    """Rules for client secrets users bring themselves (generated ones are always credop's 131-bit crcs_ format)."""
 
     model_config = ConfigDict(
         json_schema_extra={

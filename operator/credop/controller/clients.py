@@ -35,6 +35,10 @@ from credop.domain.tokens import invalidation_instant
 from credop.kube.client import NotFoundError
 
 PLURAL = names.API_CLIENTS
+RECORD_MISSING = (
+    "credop has no record of this client's secret (it was minted before records existed and its Secret no longer "
+    "holds a verifier credop wrote); rotate it (annotate credop.dev/rotate) to mint a new secret"
+)
 Body = dict[str, Any]
 
 
@@ -120,18 +124,20 @@ async def _act(runtime: Runtime, context: ClientContext) -> SecretRecord:
     policy = _policy(context)
     _check_spec(runtime, context, policy)
     record = _record_from_status(runtime, context)
+    if record is not None and not runtime.store.has_record(context.owner.uid):
+        migrated = await runtime.secrets.migrate(context.owner, record, max_grace=datetime.timedelta(0))
+        if not migrated and _requested_rotation(context, record) is None:
+            raise ClientProblem("RecordMissing", RECORD_MISSING)
     if record is None:
-        return await _mint(runtime, context, policy)
+        # Adopting a Secret minted before a crash: a rotation requested since is still owed.
+        record = await _mint(runtime, context, policy)
     if _requested_rotation(context, record):
         return await _rotate(runtime, context, policy, record)
     if record.identifier != context.client_id and runtime.store.secret_exists(
         context.owner.namespace, context.secret_name
     ):
-        await runtime.secrets.update_data(
-            context.owner,
-            context.secret_name,
-            {names.CLIENT_ID: context.client_id},
-            {names.CLIENT_ID_ANNOTATION: context.client_id},
+        await runtime.secrets.change_identifier(
+            context.owner, context.secret_name, identifier=context.client_id, data_key=names.CLIENT_ID
         )
         runtime.events.record(
             context.body,
@@ -189,7 +195,6 @@ async def _material(runtime: Runtime, context: ClientContext, policy: KeyPolicyS
         context.owner,
         client_id=context.client_id,
         user_secret=await _user_secret(runtime, context, policy),
-        rules=policy.client_secret,
         keyring=runtime.keyring,
         issuer=runtime.config.issuer,
         random_bytes=runtime.random_bytes,

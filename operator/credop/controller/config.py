@@ -20,6 +20,11 @@ class Config:
     usage_flush_interval: float = 60.0
     """Seconds between lastUsedAt writes per credential (the service batches uses)."""
     signing_key_rotation_days: int = 30
+    resync_interval: float = 600.0
+    """Seconds between looks at every known credential, whatever the watches said (0: never).
+
+    The safety net every mature controller has: a lost or swallowed watch event
+    can delay an action by at most this long, never drop it."""
     webhook: WebhookSettings | None = None
     """The admission webhook server (CREDOP_WEBHOOK_*); none when unset."""
     leader_election: bool = True
@@ -45,6 +50,8 @@ class Config:
             values["namespace"] = os.environ["CREDOP_NAMESPACE"]
         if "CREDOP_ENDPOINT" in os.environ:
             values["endpoint"] = os.environ["CREDOP_ENDPOINT"]
+        if "CREDOP_RESYNC_INTERVAL" in os.environ:
+            values["resync_interval"] = float(os.environ["CREDOP_RESYNC_INTERVAL"])
         if "CREDOP_USAGE_FLUSH_INTERVAL" in os.environ:
             values["usage_flush_interval"] = float(os.environ["CREDOP_USAGE_FLUSH_INTERVAL"])
         for key, env in (("metrics_port", "CREDOP_METRICS_PORT"), ("health_port", "CREDOP_HEALTH_PORT")):

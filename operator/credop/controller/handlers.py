@@ -62,7 +62,10 @@ async def _preload(runtime: Runtime) -> None:
         meta = policy["metadata"]
         runtime.store.set_policy(meta["namespace"], meta["name"], policy.get("spec") or {})
     for secret in await runtime.kube.list_secret_metadata(names.MANAGED_SELECTOR):
-        _remember_secret(runtime, secret["metadata"])
+        if _is_record(runtime, secret["metadata"]):
+            _note_record(runtime, secret["metadata"], deleted=False)
+        else:
+            _remember_secret(runtime, secret["metadata"])
 
 
 async def _keyring_housekeeping(runtime: Runtime) -> None:
@@ -106,6 +109,7 @@ async def _credential_event(plural: str, event: kopf.RawEvent, memo: kopf.Memo) 
         runtime.scheduler.cancel(ref)
         if plural == names.API_CLIENTS:
             runtime.slots.forget(ref)
+        await _forget_record(runtime, str(body["metadata"].get("uid", "")))
         return
     runtime.store.remember(ref, dict(body))
     if runtime.store.is_own_write(ref, body):
@@ -115,6 +119,16 @@ async def _credential_event(plural: str, event: kopf.RawEvent, memo: kopf.Memo) 
     except Exception as error:
         logger.warning("reconciling %s failed (%s: %s); retrying", ref, type(error).__name__, error)
         runtime.scheduler.schedule(ref, runtime.now() + RETRY_AFTER)
+
+
+async def _forget_record(runtime: Runtime, uid: str) -> None:
+    """A deleted credential's record goes too (the periodic resync catches a deletion missed here)."""
+    try:
+        await runtime.secrets.forget(uid)
+    except Exception as error:
+        logger.warning("deleting the record of %s failed (%s); the resync will retry", uid, type(error).__name__)
+        return
+    runtime.store.records.pop(uid, None)
 
 
 @kopf.on.event(GROUP, VERSION, names.SERVICE_ACCOUNT_KEYS)
@@ -161,6 +175,9 @@ async def secret_event(event: kopf.RawEvent, memo: kopf.Memo, **_: Any) -> None:
     """Track which credential Secrets exist (by name; their data is not kept) and notice deletions."""
     runtime = runtime_of(memo)
     meta = cast(dict[str, Any], event["object"]["metadata"])
+    if _is_record(runtime, meta):
+        _note_record(runtime, meta, deleted=event["type"] == "DELETED")
+        return
     owner = _credential_owner(meta)
     if owner is None:
         return
@@ -171,6 +188,19 @@ async def secret_event(event: kopf.RawEvent, memo: kopf.Memo, **_: Any) -> None:
     elif key not in runtime.store.secrets:
         _remember_secret(runtime, meta)
         runtime.reconcile_soon(owner)
+
+
+def _is_record(runtime: Runtime, meta: dict[str, Any]) -> bool:
+    """A record Secret: labelled as one, in credop's own namespace (nowhere else is trusted)."""
+    return meta.get("namespace") == runtime.config.namespace and names.RECORD_LABEL in (meta.get("labels") or {})
+
+
+def _note_record(runtime: Runtime, meta: dict[str, Any], *, deleted: bool) -> None:
+    uid = (meta.get("labels") or {}).get(names.OWNER_UID_LABEL, "")
+    if deleted:
+        runtime.store.records.pop(uid, None)
+    elif uid:
+        runtime.store.records[uid] = (meta.get("annotations") or {}).get(names.OWNER_ANNOTATION, "")
 
 
 def _credential_owner(meta: dict[str, Any]) -> ObjectRef | None:

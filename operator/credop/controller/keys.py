@@ -27,11 +27,15 @@ from credop.domain import templates
 from credop.domain.conditions import merge_conditions, timestamp
 from credop.domain.durations import parse_duration
 from credop.domain.lifecycle import KeyFacts, KeyState, key_expires_at, key_state, not_ready
-from credop.domain.policy import check_service_account_key
+from credop.domain.policy import check_service_account_key, grace_period
 from credop.domain.tokens import invalidation_instant
 
 logger = logging.getLogger(__name__)
 PLURAL = names.SERVICE_ACCOUNT_KEYS
+RECORD_MISSING = (
+    "credop has no record of this key's secret (it was minted before records existed and its Secret no longer "
+    "holds a verifier credop wrote); rotate it (annotate credop.dev/rotate) to mint a new secret"
+)
 Body = dict[str, Any]
 
 
@@ -113,15 +117,30 @@ async def _act(runtime: Runtime, context: KeyContext) -> tuple[KeyState, KeyCont
     if state.phase == "Failed" and state.reason in ("PolicyNotFound", "PolicyViolation"):
         return state, context
     record = context.record
+    if record is not None and not await _has_record(runtime, context, record) and _requested_rotation(context) is None:
+        return not_ready("Failed", "RecordMissing", RECORD_MISSING), context
     if record is None:
+        # An adopted Secret (minted by a process that died before its status patch)
+        # may predate a rotation request: the checks below still apply to it.
         record = await _mint(runtime, context, now)
-    elif _requested_rotation(context) is not None or state.rotate_now:
+        context = replace(context, record=record)
+        state = key_state(_facts(runtime, context), now=now)
+    if _requested_rotation(context) is not None or state.rotate_now:
         record = await _rotate(runtime, context, now)
     elif _grace_is_over(record, now):
-        await runtime.secrets.retire_previous(context.owner, context.secret_name)
+        await runtime.secrets.retire_previous(context.owner)
         record = replace(record, previous_valid_until=None)
     context = replace(context, record=record)
     return key_state(_facts(runtime, context), now=now), context
+
+
+async def _has_record(runtime: Runtime, context: KeyContext, record: SecretRecord) -> bool:
+    """Whether credop's own record exists; a key minted before records existed gets one, once."""
+    if runtime.store.has_record(context.owner.uid):
+        return True
+    assert context.policy.spec is not None
+    bound = parse_duration(context.policy.spec.rotation.max_grace_period)
+    return await runtime.secrets.migrate(context.owner, record, max_grace=bound)
 
 
 def _grace_is_over(record: SecretRecord, now: datetime.datetime) -> bool:
@@ -156,7 +175,8 @@ async def _rotate(runtime: Runtime, context: KeyContext, now: datetime.datetime)
     assert previous is not None
     request = _requested_rotation(context) or f"auto:{previous.generation + 1}"
     minted_at = now.replace(microsecond=0)
-    grace = parse_duration(context.spec.rotation.grace_period)
+    assert context.policy.spec is not None
+    grace = grace_period(context.spec, context.policy.spec)
     record = await runtime.secrets.rotate(
         context.owner,
         context.secret_name,

@@ -17,7 +17,6 @@ import jwt
 from credop import names
 from credop.api.apiclient import ApiClientSpec
 from credop.api.common import SecretTemplate
-from credop.api.keypolicy import ClientSecretRules
 from credop.api.serviceaccountkey import ServiceAccountKeySpec
 from credop.domain import keyformat, templates
 from credop.domain.conditions import timestamp
@@ -104,13 +103,12 @@ def client_material(
     *,
     client_id: str,
     user_secret: str | None,
-    rules: ClientSecretRules,
     keyring: Keyring,
     issuer: str,
     random_bytes: RandomBytes,
 ) -> Material:
     """A generated client secret (keyed-hash verifier), or the user's own (argon2id verifier, not copied)."""
-    secret = keyformat.new_client_secret(rules, random_bytes) if user_secret is None else None
+    secret = keyformat.new_client_secret(random_bytes) if user_secret is None else None
     verifier = _keyed(secret, keyring) if secret is not None else password_verifier(user_secret or "")
     variables = {
         "clientId": client_id,
@@ -133,7 +131,7 @@ def _material(
     template: SecretTemplate | None,
     variables: dict[str, str],
 ) -> Material:
-    data = {**templates.render_data(template, variables), **fixed, names.VERIFIER: verifier}
+    data = {**templates.render_data(template, variables), **fixed}
     labels = templates.render_metadata(template.labels, variables) if template else {}
     annotations = templates.render_metadata(template.annotations, variables) if template else {}
     return Material(identifier, secret, verifier, data, labels, annotations)
@@ -168,7 +166,7 @@ def _key_jwt(
     return jwt.encode(claims, key.private_key(), algorithm=key.algorithm, headers=headers)
 
 
-def secret_body(
+def tenant_secret_body(
     owner: Owner,
     secret_name: str,
     material: Material,
@@ -176,10 +174,13 @@ def secret_body(
     generation: int,
     minted_at: datetime.datetime,
     request: str | None,
-    previous_verifier: str | None = None,
-    previous_valid_until: datetime.datetime | None = None,
 ) -> Body:
-    """The Secret that carries ``material`` for ``owner``, with the bookkeeping annotations credop reads back."""
+    """The Secret in the credential's namespace: what its workloads consume, and nothing credop trusts.
+
+    The annotations say which generation and request it carries (for people, and
+    so credop can tell whether a recorded secret was delivered); credop never
+    reads an identifier, verifier or deadline from here.
+    """
     annotations = {
         **material.annotations,
         **names.GITOPS_ANNOTATIONS,
@@ -191,10 +192,6 @@ def secret_body(
     }
     if request is not None:
         annotations[names.ROTATION_REQUEST] = request
-    data = dict(material.data)
-    if previous_verifier is not None and previous_valid_until is not None:
-        data[names.PREVIOUS_VERIFIER] = previous_verifier
-        annotations[names.PREVIOUS_VALID_UNTIL] = timestamp(previous_valid_until)
     return {
         "apiVersion": "v1",
         "kind": "Secret",
@@ -210,6 +207,58 @@ def secret_body(
             },
             "annotations": annotations,
             "ownerReferences": [owner.reference()],
+        },
+        "stringData": dict(material.data),
+    }
+
+
+@dataclass(frozen=True)
+class RecordFields:
+    """What a record Secret says of its credential (no verifier)."""
+
+    secret_name: str
+    identifier: str
+    generation: int
+    minted_at: datetime.datetime
+    request: str | None = None
+    previous_valid_until: datetime.datetime | None = None
+
+
+def record_body(
+    namespace: str,
+    owner: Owner,
+    fields: RecordFields,
+    *,
+    verifier: str,
+    previous_verifier: str | None = None,
+) -> Body:
+    """credop's own record of ``owner`` in its namespace ``namespace``: bookkeeping and verifiers."""
+    annotations = {
+        names.OWNER_ANNOTATION: f"{owner.namespace}/{owner.name}",
+        names.SECRET_NAME_ANNOTATION: fields.secret_name,
+        names.IDENTIFIER_ANNOTATION: fields.identifier,
+        names.KEY_GENERATION: str(fields.generation),
+        names.MINTED_AT: timestamp(fields.minted_at),
+    }
+    if fields.request is not None:
+        annotations[names.ROTATION_REQUEST] = fields.request
+    data = {names.VERIFIER: verifier}
+    if previous_verifier is not None and fields.previous_valid_until is not None:
+        data[names.PREVIOUS_VERIFIER] = previous_verifier
+        annotations[names.PREVIOUS_VALID_UNTIL] = timestamp(fields.previous_valid_until)
+    return {
+        "apiVersion": "v1",
+        "kind": "Secret",
+        "type": "Opaque",
+        "metadata": {
+            "name": names.record_name(owner.uid),
+            "namespace": namespace,
+            "labels": {
+                names.MANAGED_BY: names.MANAGED_BY_VALUE,
+                names.RECORD_LABEL: owner.kind,
+                names.OWNER_UID_LABEL: owner.uid,
+            },
+            "annotations": annotations,
         },
         "stringData": data,
     }

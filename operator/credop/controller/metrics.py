@@ -42,6 +42,12 @@ class OperatorMetrics:
             registry=self.registry,
         )
 
+        self.resyncs = CounterMetric(
+            "credop_resyncs_total",
+            "Periodic looks at every known credential (the lost-event safety net)",
+            registry=self.registry,
+        )
+
     def watch(self, runtime: Runtime) -> None:
         self.registry.register(CredentialCollector(runtime))
 

@@ -24,7 +24,7 @@ from credop.controller.slots import SlotActor
 from credop.controller.store import ObjectRef, Store
 from credop.domain.keyformat import RandomBytes
 from credop.domain.keyring import Keyring
-from credop.kube.client import Kube
+from credop.kube.client import Kube, NotFoundError
 
 logger = logging.getLogger(__name__)
 Reconciler = Callable[["Runtime", ObjectRef], Awaitable[None]]
@@ -42,7 +42,7 @@ class Runtime:
 
     def __post_init__(self) -> None:
         self.events = EventRecorder(self.kube)
-        self.secrets = CredentialSecrets(self.kube, on_written=self.store.note_written)
+        self.secrets = CredentialSecrets(self.kube, namespace=self.config.namespace, on_written=self.store.note_written)
         self.scheduler: Scheduler[ObjectRef] = Scheduler(self._fire, clock=self.clock)
         self.slots = SlotActor(self)
         self.metrics = OperatorMetrics()
@@ -74,8 +74,51 @@ class Runtime:
         self.scheduler.schedule(ref, self.now())
 
     def start(self, *extra: Callable[[], Coroutine[Any, Any, None]]) -> None:
-        for runner in (self.scheduler.run, self.events.run, *extra):
+        for runner in (self.scheduler.run, self.events.run, self._resync, *extra):
             self._tasks.append(asyncio.create_task(runner()))
+
+    async def _resync(self) -> None:
+        """Every ``resync_interval``, schedule a look at every known credential, spread over the interval."""
+        interval = self.config.resync_interval
+        if interval <= 0:
+            return
+        while True:
+            await asyncio.sleep(interval)
+            self.resync_all(spread=datetime.timedelta(seconds=interval / 2))
+            await self.forget_orphaned_records()
+
+    def resync_all(self, *, spread: datetime.timedelta) -> int:
+        """Schedule every credential in the store within ``spread`` from now; returns how many."""
+        refs = [ref for ref in self.store.refs() if ref.plural in self.reconcilers]
+        now = self.now()
+        step = spread / max(len(refs), 1)
+        for index, ref in enumerate(refs):
+            self.scheduler.schedule_by(ref, now + step * index)
+        self.metrics.resyncs.inc()
+        return len(refs)
+
+    async def forget_orphaned_records(self) -> int:
+        """Delete the records of credentials that are gone (their deletion was missed); returns how many."""
+        live = self.store.uids()
+        forgotten = 0
+        for uid, owner in list(self.store.records.items()):
+            if uid in live or not await self._owner_is_gone(uid, owner):
+                continue
+            await self.secrets.forget(uid)
+            self.store.records.pop(uid, None)
+            forgotten += 1
+        return forgotten
+
+    async def _owner_is_gone(self, uid: str, owner: str) -> bool:
+        namespace, _, name = owner.partition("/")
+        for plural in self.reconcilers:
+            try:
+                body = await self.kube.get_object(plural, namespace, name)
+            except NotFoundError:
+                continue
+            if body["metadata"].get("uid") == uid:
+                return False
+        return True
 
     async def stop(self) -> None:
         with contextlib.suppress(TimeoutError):

@@ -65,6 +65,12 @@ class Scheduler(Generic[Ref]):
             self._wakeup.set()
         self._compact_if_sparse()
 
+    def schedule_by(self, ref: Ref, when: datetime.datetime) -> None:
+        """Look at ``ref`` no later than ``when`` (an earlier schedule stays)."""
+        due = self._due.get(ref)
+        if due is None or due > when:
+            self.schedule(ref, when)
+
     def cancel(self, ref: Ref) -> None:
         self.schedule(ref, None)
 

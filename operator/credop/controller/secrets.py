@@ -1,25 +1,41 @@
-"""Writing credential Secrets exactly once, and reading back what was written.
+"""Minting credential Secrets exactly once, with credop's own record of each in its own namespace.
 
-The Secret's name is deterministic, so a create that meets 409 means "already
-minted": credop adopts the Secret it owns (by ownerReference uid) and never
-mints again. A rotation records its request in the Secret's annotations, so a
-retry after a crash finds the rotation done instead of rotating twice.
+Every credential has two Secrets:
+
+* its **record**, ``credop-record-<uid>`` in credop's namespace, where tenants
+  cannot write: the identifier, generation, rotation request, grace deadline
+  and the verifiers the credential service checks secrets against. Whatever
+  credop decides later (the access key ID to keep, the previous verifier, how
+  long it stays valid) is read back from here and nowhere else;
+* its **tenant Secret**, in the credential's namespace and owned by it: only
+  what workloads consume. A tenant may edit it; that can only break its own
+  credential, never reach another one.
+
+The record is written first, then the secret is delivered. A crash between
+the two leaves a record nobody holds the secret of, so minting it afresh is
+safe; a crash after both finds the delivered Secret and adopts it. Rotations
+record their request, so a retry finds the rotation done instead of rotating
+twice.
 """
 
 from __future__ import annotations
 
 import base64
+import contextlib
 import datetime
+import logging
 from collections.abc import Callable
 from dataclasses import dataclass, replace
 from typing import Any
 
 from credop import names
-from credop.controller.material import Material, Owner, secret_body
+from credop.controller.material import Material, Owner, RecordFields, record_body, tenant_secret_body
 from credop.domain.conditions import parse_timestamp
+from credop.domain.verifiers import is_acceptable_verifier
 from credop.kube.client import ConflictError, Kube, NotFoundError
 
 Body = dict[str, Any]
+logger = logging.getLogger(__name__)
 
 
 class OwnerGoneError(LookupError):
@@ -32,7 +48,7 @@ class SecretConflictError(RuntimeError):
 
 @dataclass(frozen=True)
 class SecretRecord:
-    """What credop wrote into a Secret's annotations: no secret values."""
+    """What credop recorded of a credential's secret: no secret values."""
 
     name: str
     identifier: str
@@ -44,22 +60,24 @@ class SecretRecord:
     """Found already written (a retry after a crash), not written by this call."""
 
 
-def record_of(secret: Body) -> SecretRecord:
-    """The bookkeeping annotations of a Secret credop wrote; tolerant of hand-edited values."""
-    meta = secret["metadata"]
+def record_of(record_secret: Body) -> SecretRecord:
+    """The bookkeeping of a record Secret (written by credop where tenants cannot write)."""
+    meta = record_secret["metadata"]
     annotations = meta.get("annotations") or {}
-    identifier = annotations.get(names.ACCESS_KEY_ID_ANNOTATION) or annotations.get(names.CLIENT_ID_ANNOTATION, "")
     minted_at = _timestamp_or_none(annotations.get(names.MINTED_AT)) or parse_timestamp(meta.get("creationTimestamp"))
     assert minted_at is not None
-    generation = annotations.get(names.KEY_GENERATION, "1")
     return SecretRecord(
-        name=meta["name"],
-        identifier=identifier,
-        generation=int(generation) if generation.isdigit() and int(generation) > 0 else 1,
+        name=annotations.get(names.SECRET_NAME_ANNOTATION, ""),
+        identifier=annotations.get(names.IDENTIFIER_ANNOTATION, ""),
+        generation=_positive(annotations.get(names.KEY_GENERATION, "1")),
         minted_at=minted_at,
         request=annotations.get(names.ROTATION_REQUEST),
         previous_valid_until=_timestamp_or_none(annotations.get(names.PREVIOUS_VALID_UNTIL)),
     )
+
+
+def _positive(text: str) -> int:
+    return int(text) if text.isdigit() and int(text) > 0 else 1
 
 
 def _timestamp_or_none(text: str | None) -> datetime.datetime | None:
@@ -78,11 +96,21 @@ def data_value(secret: Body, key: str) -> str | None:
     return base64.b64decode(raw).decode() if raw is not None else None
 
 
-class CredentialSecrets:
-    """Mint, rotate and retire credential Secrets; tells ``on_written`` what each Secret now holds."""
+def delivered(tenant_secret: Body, record: SecretRecord) -> bool:
+    """Whether the tenant's Secret carries the recorded generation (else the delivery never happened)."""
+    annotations = tenant_secret["metadata"].get("annotations") or {}
+    return annotations.get(names.KEY_GENERATION) == str(record.generation) and annotations.get(
+        names.ROTATION_REQUEST
+    ) == (record.request or None)
 
-    def __init__(self, kube: Kube, *, on_written: Callable[[Owner, SecretRecord], None]) -> None:
+
+class CredentialSecrets:
+    """Mint, rotate, retire and forget; tells ``on_written`` what each credential's record now says."""
+
+    def __init__(self, kube: Kube, *, namespace: str, on_written: Callable[[Owner, SecretRecord], None]) -> None:
         self._kube = kube
+        self.namespace = namespace
+        """credop's own namespace, where the records live."""
         self._on_written = on_written
 
     async def mint(
@@ -92,21 +120,35 @@ class CredentialSecrets:
         material: Material,
         *,
         now: datetime.datetime,
-        generation: int = 1,
         request: str | None = None,
+        generation: int = 1,
     ) -> SecretRecord:
-        """Create the Secret; when it exists already and is ours, adopt it as it is."""
-        body = secret_body(owner, secret_name, material, generation=generation, minted_at=now, request=request)
+        """Record, then deliver; when a record exists already, adopt what it delivered or mint afresh."""
+        fields = RecordFields(secret_name, material.identifier, generation, now, request)
         try:
-            created = await self._kube.create_secret(owner.namespace, body)
+            await self._kube.create_secret(
+                self.namespace, record_body(self.namespace, owner, fields, verifier=material.verifier)
+            )
         except ConflictError:
-            existing = await self._kube.read_secret(owner.namespace, secret_name)
-            if not owned_by(existing, owner):
-                raise SecretConflictError(
-                    f'Secret "{secret_name}" already exists and is not owned by this {owner.kind}'
-                ) from None
-            return self._written(owner, replace(record_of(existing), adopted=True))
-        return self._written(owner, record_of(created))
+            return await self._resume_mint(owner, secret_name, material, now=now, request=request)
+        await self._deliver(owner, fields, material)
+        return self._written(owner, _record(fields))
+
+    async def _resume_mint(
+        self, owner: Owner, secret_name: str, material: Material, *, now: datetime.datetime, request: str | None
+    ) -> SecretRecord:
+        existing = await self._kube.read_secret(self.namespace, names.record_name(owner.uid))
+        record = record_of(existing)
+        tenant = await self._tenant_secret(owner, secret_name)
+        if tenant is not None and delivered(tenant, record):
+            return self._written(owner, replace(record, adopted=True))
+        # Recorded but never delivered: nobody holds that secret, so a fresh one replaces it.
+        fields = RecordFields(secret_name, record.identifier or material.identifier, record.generation, now, request)
+        body = record_body(self.namespace, owner, fields, verifier=material.verifier)
+        body["metadata"]["resourceVersion"] = existing["metadata"]["resourceVersion"]
+        await self._kube.replace_secret(self.namespace, names.record_name(owner.uid), body)
+        await self._deliver(owner, fields, replace(material, identifier=fields.identifier))
+        return self._written(owner, _record(fields))
 
     async def rotate(
         self,
@@ -119,34 +161,80 @@ class CredentialSecrets:
         grace: datetime.timedelta,
         generation: int,
     ) -> SecretRecord:
-        """Replace the secret (once per ``request``), keeping the old verifier for ``grace`` when given."""
+        """Replace the secret (once per ``request``), keeping the old verifier for ``grace`` when given.
+
+        The identifier kept across the rotation is the recorded one, never one read
+        from the tenant's Secret. ``generation`` is what status shows, used only when
+        no record exists (it was lost): then a new secret is minted after it.
+        """
         try:
-            existing = await self._kube.read_secret(owner.namespace, secret_name)
+            existing = await self._kube.read_secret(self.namespace, names.record_name(owner.uid))
         except NotFoundError:
             await self._require_owner(owner)
             return await self.mint(
-                owner, secret_name, make_material(None), now=now, generation=generation + 1, request=request
+                owner, secret_name, make_material(None), now=now, request=request, generation=generation + 1
             )
-        if not owned_by(existing, owner):
-            raise SecretConflictError(f'Secret "{secret_name}" is not owned by this {owner.kind}')
         record = record_of(existing)
-        if record.request == request:
+        tenant = await self._tenant_secret(owner, secret_name)
+        if record.request == request and tenant is not None and delivered(tenant, record):
             return self._written(owner, replace(record, adopted=True))
+        if tenant is None:
+            await self._require_owner(owner)
         material = make_material(record.identifier or None)
-        keep_previous = grace > datetime.timedelta(0)
-        body = secret_body(
-            owner,
+        redo = record.request == request  # recorded by a process that died before delivering it
+        keep_previous = grace > datetime.timedelta(0) and not redo
+        fields = RecordFields(
             secret_name,
-            material,
-            generation=max(record.generation, generation) + 1,
-            minted_at=now,
-            request=request,
-            previous_verifier=data_value(existing, names.VERIFIER) if keep_previous else None,
-            previous_valid_until=now + grace if keep_previous else None,
+            material.identifier,
+            record.generation if redo else record.generation + 1,
+            now,
+            request,
+            now + grace if keep_previous else record.previous_valid_until if redo else None,
+        )
+        previous = data_value(existing, names.VERIFIER if keep_previous else names.PREVIOUS_VERIFIER)
+        body = record_body(
+            self.namespace,
+            owner,
+            fields,
+            verifier=material.verifier,
+            previous_verifier=previous if fields.previous_valid_until else None,
         )
         body["metadata"]["resourceVersion"] = existing["metadata"]["resourceVersion"]
-        replaced = await self._kube.replace_secret(owner.namespace, secret_name, body)
-        return self._written(owner, record_of(replaced))
+        await self._kube.replace_secret(self.namespace, names.record_name(owner.uid), body)
+        await self._deliver(owner, fields, material)
+        return self._written(owner, _record(fields))
+
+    async def _deliver(self, owner: Owner, fields: RecordFields, material: Material) -> None:
+        """Write the tenant's Secret: create it, or replace the one credop owns."""
+        body = tenant_secret_body(
+            owner,
+            fields.secret_name,
+            material,
+            generation=fields.generation,
+            minted_at=fields.minted_at,
+            request=fields.request,
+        )
+        try:
+            await self._kube.create_secret(owner.namespace, body)
+            return
+        except ConflictError:
+            existing = await self._kube.read_secret(owner.namespace, fields.secret_name)
+        if not owned_by(existing, owner):
+            raise SecretConflictError(
+                f'Secret "{fields.secret_name}" already exists and is not owned by this {owner.kind}'
+            )
+        body["metadata"]["resourceVersion"] = existing["metadata"]["resourceVersion"]
+        await self._kube.replace_secret(owner.namespace, fields.secret_name, body)
+
+    async def _tenant_secret(self, owner: Owner, secret_name: str) -> Body | None:
+        """The tenant's Secret if it exists and is this credential's; raises when another owns the name."""
+        try:
+            secret = await self._kube.read_secret(owner.namespace, secret_name)
+        except NotFoundError:
+            return None
+        if not owned_by(secret, owner):
+            raise SecretConflictError(f'Secret "{secret_name}" already exists and is not owned by this {owner.kind}')
+        return secret
 
     async def _require_owner(self, owner: Owner) -> None:
         """Before re-minting a missing Secret: is it missing because its owner was deleted (and collected)?"""
@@ -161,22 +249,94 @@ class CredentialSecrets:
         self._on_written(owner, record)
         return record
 
-    async def retire_previous(self, owner: Owner, secret_name: str) -> None:
+    async def retire_previous(self, owner: Owner) -> None:
         """Drop the previous secret's verifier once its grace period is over."""
         patch = {
             "metadata": {"annotations": {names.PREVIOUS_VALID_UNTIL: None}},
             "data": {names.PREVIOUS_VERIFIER: None},
         }
         try:
+            await self._kube.patch_secret(self.namespace, names.record_name(owner.uid), patch)
+        except NotFoundError:
+            return
+
+    async def change_identifier(self, owner: Owner, secret_name: str, *, identifier: str, data_key: str) -> None:
+        """A new identifier for the same secret (an edited client ID): the record first, then the tenant's copy."""
+        await self._kube.patch_secret(
+            self.namespace,
+            names.record_name(owner.uid),
+            {"metadata": {"annotations": {names.IDENTIFIER_ANNOTATION: identifier}}},
+        )
+        encoded = base64.b64encode(identifier.encode()).decode()
+        try:
+            await self._kube.patch_secret(
+                owner.namespace,
+                secret_name,
+                {"metadata": {"annotations": {names.CLIENT_ID_ANNOTATION: identifier}}, "data": {data_key: encoded}},
+            )
+        except NotFoundError:
+            return
+
+    async def forget(self, owner_uid: str) -> None:
+        """Delete a deleted credential's record (its verifiers go with it)."""
+        try:
+            await self._kube.delete_secret(self.namespace, names.record_name(owner_uid))
+        except NotFoundError:
+            return
+
+    async def migrate(self, owner: Owner, recorded: SecretRecord, *, max_grace: datetime.timedelta) -> bool:
+        """Record a credential minted before records existed, once, from the Secret credop wrote and owns.
+
+        The identifier, generation and request come from status (credop's own
+        writing); only the verifiers are copied, and only when their parameters are
+        credop's. Returns whether a record now exists.
+        """
+        tenant = await self._tenant_secret(owner, recorded.name)
+        verifier = data_value(tenant, names.VERIFIER) if tenant is not None else None
+        if verifier is None or not is_acceptable_verifier(verifier):
+            logger.warning("%s %s/%s: no acceptable verifier to migrate", owner.kind, owner.namespace, owner.name)
+            return False
+        previous = data_value(tenant, names.PREVIOUS_VERIFIER) if tenant is not None else None
+        until = recorded.previous_valid_until
+        if until is not None:
+            until = min(until, recorded.minted_at + max_grace)
+        if previous is not None and not is_acceptable_verifier(previous):
+            previous = None
+        fields = RecordFields(
+            recorded.name,
+            recorded.identifier,
+            recorded.generation,
+            recorded.minted_at,
+            recorded.request,
+            until if previous else None,
+        )
+        with contextlib.suppress(ConflictError):  # recorded already, by a replica or a run before this one
+            await self._kube.create_secret(
+                self.namespace,
+                record_body(self.namespace, owner, fields, verifier=verifier, previous_verifier=previous),
+            )
+        self._written(owner, replace(recorded, previous_valid_until=fields.previous_valid_until))
+        await self._strip_verifiers(owner, recorded.name)
+        return True
+
+    async def _strip_verifiers(self, owner: Owner, secret_name: str) -> None:
+        """The tenant's Secret no longer carries verifiers once the record holds them."""
+        patch = {
+            "metadata": {"annotations": {names.PREVIOUS_VALID_UNTIL: None}},
+            "data": {names.VERIFIER: None, names.PREVIOUS_VERIFIER: None},
+        }
+        try:
             await self._kube.patch_secret(owner.namespace, secret_name, patch)
         except NotFoundError:
             return
 
-    async def update_data(
-        self, owner: Owner, secret_name: str, values: dict[str, str], annotations: dict[str, str]
-    ) -> None:
-        """Change non-secret values in place (e.g. an edited client ID)."""
-        encoded = {key: base64.b64encode(value.encode()).decode() for key, value in values.items()}
-        await self._kube.patch_secret(
-            owner.namespace, secret_name, {"metadata": {"annotations": annotations}, "data": encoded}
-        )
+
+def _record(fields: RecordFields) -> SecretRecord:
+    return SecretRecord(
+        name=fields.secret_name,
+        identifier=fields.identifier,
+        generation=fields.generation,
+        minted_at=fields.minted_at,
+        request=fields.request,
+        previous_valid_until=fields.previous_valid_until,
+    )

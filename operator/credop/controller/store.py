@@ -57,8 +57,12 @@ class Summary:
     @classmethod
     def of(cls, body: Body) -> Summary:
         status = body.get("status") or {}
-        conditions = tuple(c["type"] for c in status.get("conditions") or [] if c.get("status") == "True" and "type" in c)
-        return cls(str(status.get("phase") or "Pending"), str(status.get("reason") or ""), conditions, status.get("expiresAt"))
+        conditions = tuple(
+            c["type"] for c in status.get("conditions") or [] if c.get("status") == "True" and "type" in c
+        )
+        return cls(
+            str(status.get("phase") or "Pending"), str(status.get("reason") or ""), conditions, status.get("expiresAt")
+        )
 
 
 class Store:
@@ -68,6 +72,8 @@ class Store:
         self.policies: dict[str, dict[str, KeyPolicySpec]] = defaultdict(dict)
         self.secrets: dict[tuple[str, str], str] = {}
         """(namespace, name) → owner uid of every credop-managed Secret."""
+        self.records: dict[str, str] = {}
+        """Owner uid → ``namespace/name`` of every credential credop holds a record Secret for."""
         self.written: dict[str, SecretRecord] = {}
         """Owner uid → the latest Secret this process wrote for it (status may not show it yet)."""
         self._locks: dict[ObjectRef, asyncio.Lock] = {}
@@ -115,6 +121,18 @@ class Store:
         if lock is not None and not lock.locked():
             del self._locks[ref]
 
+    def uids(self) -> set[str]:
+        """The uids of every object known (parsed from the bodies: not for hot paths)."""
+        found = set()
+        for raw in self._bodies.values():
+            body = json.loads(raw)
+            found.add(str(body["metadata"].get("uid", "")))
+        return found
+
+    def refs(self) -> list[ObjectRef]:
+        """Every object known, in no particular order."""
+        return list(self._bodies)
+
     def refs_in(self, namespace: str, plural: str | None = None) -> list[ObjectRef]:
         return [ref for ref in self._bodies if ref.namespace == namespace and (plural is None or ref.plural == plural)]
 
@@ -137,8 +155,12 @@ class Store:
             return None
         return body
 
+    def has_record(self, uid: str) -> bool:
+        return uid in self.records
+
     def note_written(self, owner: Owner, record: SecretRecord) -> None:
-        """Remember that credop wrote (or found) ``owner``'s Secret as ``record``."""
+        """Remember that credop wrote (or found) ``owner``'s record and Secret as ``record``."""
+        self.records[owner.uid] = f"{owner.namespace}/{owner.name}"
         self.secrets[(owner.namespace, record.name)] = owner.uid
         known = self.written.get(owner.uid)
         if known is None or known.generation <= record.generation:

@@ -27,6 +27,8 @@ class CredentialFormat:
     prefix: str
     body_length: int
     what: str
+    shortest_body: int | None = None
+    """The shortest body an earlier version minted, still recognised (default: ``body_length`` only)."""
 
     @property
     def length(self) -> int:
@@ -36,18 +38,21 @@ class CredentialFormat:
         return with_checksum(f"{self.prefix}_{random_base62(self.body_length, random_bytes)}")
 
     def recognises(self, value: str) -> bool:
-        """Whether ``value`` has this format's prefix, length, alphabet and a correct checksum."""
+        """Whether ``value`` has this format's prefix, a body length it mints, base62 and a correct checksum."""
         head = f"{self.prefix}_"
-        if len(value) != self.length or not value.startswith(head):
+        body = len(value) - len(head) - CHECKSUM_LENGTH
+        shortest = self.body_length if self.shortest_body is None else self.shortest_body
+        if not shortest <= body <= self.body_length or not value.startswith(head):
             return False
         return all(char in BASE62 for char in value[len(head) :]) and checksum_is_valid(value)
 
 
 ACCESS_KEY_ID = CredentialFormat(prefix="crak", body_length=16, what="access key ID")  # 95 bits
 SECRET_KEY = CredentialFormat(prefix="crsk", body_length=40, what="secret key")  # 238 bits
-CLIENT_SECRET = CredentialFormat(prefix="crcs", body_length=19, what="client secret")  # 113 bits, 30 chars
+CLIENT_SECRET = CredentialFormat(prefix="crcs", body_length=22, what="client secret", shortest_body=16)  # 131 bits
 KNOWN_FORMATS = (ACCESS_KEY_ID, SECRET_KEY, CLIENT_SECRET)
-_MIN_CLIENT_SECRET_BODY = 16
+MIN_GENERATED_BITS = 128
+"""Every secret credop generates carries at least this much entropy, whatever a policy says."""
 
 
 def random_base62(length: int, random_bytes: RandomBytes) -> str:
@@ -93,34 +98,20 @@ def new_secret_key(random_bytes: RandomBytes) -> str:
     return SECRET_KEY.mint(random_bytes)
 
 
-def new_client_secret(rules: ClientSecretRules, random_bytes: RandomBytes) -> str:
-    """A client secret that satisfies ``rules``: the checksummed format when it fits, else plain random."""
-    room = min(max(rules.max_length, rules.min_length), 64)
-    body = room - len(CLIENT_SECRET.prefix) - 1 - CHECKSUM_LENGTH
-    if body >= _MIN_CLIENT_SECRET_BODY:
-        fmt = CredentialFormat(CLIENT_SECRET.prefix, body, CLIENT_SECRET.what)
-        for _ in range(64):
-            candidate = fmt.mint(random_bytes)
-            if client_secret_problems(candidate, rules) == []:
-                return candidate
-    for _ in range(64):
-        candidate = _plain_secret(room, random_bytes)
-        if client_secret_problems(candidate, rules) == []:
-            return candidate
-    raise ValueError("the client secret rules cannot be satisfied")
+def new_client_secret(random_bytes: RandomBytes) -> str:
+    """A generated client secret: always the checksummed, prefixed format with 131 bits.
 
-
-def _plain_secret(length: int, random_bytes: RandomBytes) -> str:
-    body = random_base62(length - 1, random_bytes)
-    at = random_bytes(1)[0] % length
-    return body[:at] + "-" + body[at:]
+    The policy's clientSecret rules are for secrets people choose; a generated one
+    never gets shorter (or loses its scanner prefix) because a policy allows short ones.
+    """
+    return CLIENT_SECRET.mint(random_bytes)
 
 
 def client_secret_problems(secret: str, rules: ClientSecretRules) -> list[str]:
     """What is wrong with ``secret`` under ``rules``, in words that never quote the secret."""
     problems = []
     if not rules.min_length <= len(secret) <= rules.max_length:
-        problems.append(f"must be between {rules.min_length} and {rules.max_length} characters (it has {len(secret)})")
+        problems.append(f"must be between {rules.min_length} and {rules.max_length} characters")
     if rules.require_letter and not any(char.isalpha() for char in secret):
         problems.append("must contain a letter")
     if rules.require_digit and not any(char.isdigit() for char in secret):

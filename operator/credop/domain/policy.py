@@ -182,6 +182,23 @@ def check_client_secret(secret: str, policy: KeyPolicySpec) -> list[Violation]:
     ]
 
 
+def grace_period(spec: ServiceAccountKeySpec, policy: KeyPolicySpec) -> datetime.timedelta:
+    """How long a replaced secret keeps working: the key's grace period, never beyond the policy's bound."""
+    return min(parse_duration(spec.rotation.grace_period), parse_duration(policy.rotation.max_grace_period))
+
+
+def check_grace_period(spec: ServiceAccountKeySpec, policy: KeyPolicySpec) -> list[Violation]:
+    bound = policy.rotation.max_grace_period
+    if parse_duration(spec.rotation.grace_period) <= parse_duration(bound):
+        return []
+    return [
+        Violation(
+            "spec.rotation.gracePeriod",
+            f"{spec.rotation.grace_period} is longer than the policy's rotation.maxGracePeriod ({bound})",
+        )
+    ]
+
+
 def check_service_account_key(spec: ServiceAccountKeySpec, policy: KeyPolicySpec) -> list[Violation]:
     """The spec rules that hold for a key's whole life (what the controller re-checks)."""
     return check_roles(spec.roles, policy) + check_never_expires_allowed(spec, policy)
@@ -193,6 +210,7 @@ def check_new_service_account_key(
     """Every spec rule for a key being created or edited (admission)."""
     return (
         check_service_account_key(spec, policy)
+        + check_grace_period(spec, policy)
         + check_expiry_in_future(spec, now=now)
         + check_max_expiry(spec, policy, now=now)
     )

@@ -12,9 +12,10 @@ from __future__ import annotations
 import base64
 import hashlib
 import hmac
+import re
 from collections.abc import Mapping
 
-from argon2 import PasswordHasher
+from argon2 import Parameters, PasswordHasher, extract_parameters
 from argon2.exceptions import InvalidHashError, VerificationError
 
 HMAC_SCHEME = "hmac-sha256"
@@ -22,6 +23,31 @@ ARGON2_PREFIX = "$argon2id$"
 
 # OWASP's argon2id baseline (19 MiB, 2 passes, 1 lane): ~10-30 ms here.
 PASSWORD_HASHER = PasswordHasher(time_cost=2, memory_cost=19 * 1024, parallelism=1)
+
+
+_KEYED = re.compile(r"^hmac-sha256\$[A-Za-z0-9._-]{1,64}\$[A-Za-z0-9_-]{43}$")
+
+
+def baseline_parameters(hasher: PasswordHasher = PASSWORD_HASHER) -> Parameters:
+    """The argon2id parameters credop hashes with: the only ones it will evaluate."""
+    return extract_parameters(hasher.hash("baseline"))
+
+
+_BASELINE = baseline_parameters()
+
+
+def is_acceptable_verifier(verifier: str) -> bool:
+    """Whether ``verifier`` has exactly the form credop writes (so checking it costs what credop chose).
+
+    An argon2 verifier names its own memory and time cost; one written with
+    other parameters is never evaluated, whoever wrote it.
+    """
+    if is_password_verifier(verifier):
+        try:
+            return extract_parameters(verifier) == _BASELINE
+        except (InvalidHashError, ValueError):
+            return False
+    return bool(_KEYED.match(verifier))
 
 
 class UnknownVerifierKeyError(LookupError):
@@ -54,7 +80,13 @@ def secret_matches(
     keys: Mapping[str, bytes],
     hasher: PasswordHasher = PASSWORD_HASHER,
 ) -> bool:
-    """Whether ``secret`` is the one ``verifier`` was made from, in constant time for keyed hashes."""
+    """Whether ``secret`` is the one ``verifier`` was made from, in constant time for keyed hashes.
+
+    A verifier credop would not have made never matches and is never evaluated
+    (an argon2 string names its own cost, which must not be a writer's choice).
+    """
+    if hasher is PASSWORD_HASHER and not is_acceptable_verifier(verifier):
+        return False
     if is_password_verifier(verifier):
         try:
             return hasher.verify(verifier, secret)

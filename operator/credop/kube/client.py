@@ -115,6 +115,9 @@ class Kube:
     async def patch_secret(self, namespace: str, name: str, patch: Body) -> Body:
         return await self._call(self.core.patch_namespaced_secret, name, namespace, patch, _content_type=MERGE_PATCH)
 
+    async def delete_secret(self, namespace: str, name: str) -> Body:
+        return await self._call(self.core.delete_namespaced_secret, name, namespace)
+
     async def list_secret_metadata(self, label_selector: str) -> list[Body]:
         """Names, labels, annotations and owners of matching Secrets in every namespace: never their data."""
         listing = await self._call(

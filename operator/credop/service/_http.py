@@ -27,6 +27,7 @@ from credop.domain.tokens import (
     narrowed_scopes,
     token_is_current,
 )
+from credop.service._addresses import client_address, trusted_networks
 from credop.service._jwt import NoSigningKeyError
 from credop.service._oauth import OAuthError, Presented, grant_type_of, parse_form, presented_client, token_of
 from credop.service._openapi import openapi_document
@@ -51,13 +52,13 @@ def json_response(body: Any, *, status: int = 200, headers: Mapping[str, str] | 
     )
 
 
-def remote_of(request: web.Request) -> str:
-    return request.remote or "unknown"
-
-
 class Endpoints:
     def __init__(self, state: ServiceState) -> None:
         self.state = state
+        self._trusted = trusted_networks(state.settings.trusted_proxies)
+
+    def remote_of(self, request: web.Request) -> str:
+        return client_address(request.remote, request.headers.get("X-Forwarded-For"), trusted=self._trusted)
 
     # OAuth 2.0 ----------------------------------------------------------------------------
     async def token(self, request: web.Request) -> web.Response:
@@ -66,7 +67,7 @@ class Endpoints:
         form = parse_form(await request.read(), request.headers.get("Content-Type"))
         grant_type_of(form)
         presented = presented_client(form, request.headers.get("Authorization"))
-        credential = await state.authenticator.authenticate(presented, remote=remote_of(request), now=now)
+        credential = await state.authenticator.authenticate(presented, remote=self.remote_of(request), now=now)
         if credential.kind == SERVICE_ACCOUNT_KEY and credential.key_type != "Access":
             raise OAuthError("unauthorized_client", "data ingestion keys cannot get access tokens")
         scopes = narrowed_scopes(form.get("scope"), state.view.allowed_scopes(credential))
@@ -87,7 +88,7 @@ class Endpoints:
         state, now = self.state, self.state.now()
         form = parse_form(await request.read(), request.headers.get("Content-Type"))
         presented = presented_client(form, request.headers.get("Authorization"))
-        caller = await state.authenticator.authenticate(presented, remote=remote_of(request), now=now)
+        caller = await state.authenticator.authenticate(presented, remote=self.remote_of(request), now=now)
         active = state.tokens.active(token_of(form), now=now)
         if active is None or active.credential.namespace != caller.namespace:
             state.metrics.verifications.labels("introspect", "inactive").inc()
@@ -102,7 +103,7 @@ class Endpoints:
         state, now = self.state, self.state.now()
         form = parse_form(await request.read(), request.headers.get("Content-Type"))
         presented = presented_client(form, request.headers.get("Authorization"))
-        caller = await state.authenticator.authenticate(presented, remote=remote_of(request), now=now)
+        caller = await state.authenticator.authenticate(presented, remote=self.remote_of(request), now=now)
         token = token_of(form)
         if presented_type(token) == KEY_TOKEN_TYPE:
             raise OAuthError("unsupported_token_type", "access keys are revoked by rotating or deactivating them")
@@ -161,9 +162,9 @@ class Endpoints:
         if "token" in request_body:
             if set(request_body) - {"token", "method"}:
                 raise OAuthError("invalid_request", "send a token or a secret, not both")
-            answer = await self._verify_token(_string(request_body, "token"), remote=remote_of(request))
+            answer = await self._verify_token(_string(request_body, "token"), remote=self.remote_of(request))
         else:
-            answer = await self._verify_secret(_presented_pair(request_body), remote=remote_of(request))
+            answer = await self._verify_secret(_presented_pair(request_body), remote=self.remote_of(request))
         if answer.get("valid") and method is not None:
             answer["methodAllowed"] = method.upper() in answer["allowedMethods"]
         self.state.metrics.verifications.labels("verify", "valid" if answer["valid"] else "invalid").inc()

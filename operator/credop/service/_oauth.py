@@ -61,9 +61,13 @@ def invalid_request(description: str) -> OAuthError:
     return OAuthError("invalid_request", description)
 
 
-def invalid_client() -> OAuthError:
-    """The one answer for unknown, inactive, expired, disabled and wrong-secret clients alike."""
-    return OAuthError("invalid_client", "client authentication failed")
+def invalid_client(hint: str | None = None) -> OAuthError:
+    """The one answer for unknown, inactive, expired, disabled and wrong-secret clients alike.
+
+    ``hint`` is only for what anyone could learn anyway (a bare client ID used in
+    several namespaces), never for why a known client was refused.
+    """
+    return OAuthError("invalid_client", f"client authentication failed: {hint}" if hint else "client authentication failed")
 
 
 def rate_limited(retry_after: str) -> OAuthError:

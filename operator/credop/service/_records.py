@@ -14,9 +14,10 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field, replace
 from typing import Any, Literal
 
-from credop import GROUP, names
+from credop import names
 from credop.domain.conditions import parse_timestamp
 from credop.domain.tokens import Permission, pending_invalidation_instant
+from credop.domain.verifiers import is_acceptable_verifier
 
 Body = Mapping[str, Any]
 Kind = Literal["ApiClient", "ServiceAccountKey"]
@@ -93,9 +94,11 @@ class Credential:
 
 @dataclass(frozen=True)
 class SecretMaterial:
-    """The verifiers in a credential's Secret: never the secret itself."""
+    """The verifiers in credop's record of a credential: never the secret itself."""
 
     owner_uid: str
+    identifier: str
+    """The client ID or access key ID the record was written for."""
     verifier: str = field(repr=False)
     previous_verifier: str | None = field(default=None, repr=False)
     previous_valid_until: datetime.datetime | None = None
@@ -174,31 +177,33 @@ def _pending_invalidation(meta: Mapping[str, Any], status: Mapping[str, Any]) ->
     return requested if requested and requested != status.get("invalidateTokensHandled") else None
 
 
-def material_of(secret: Body) -> SecretMaterial | None:
-    """The verifiers of a credential Secret credop wrote; ``None`` for any other Secret."""
-    meta = secret["metadata"]
-    owner_uid = credential_owner_uid(meta)
-    data = secret.get("data") or {}
+def material_of(record: Body) -> SecretMaterial | None:
+    """The verifiers of a credential's record Secret; ``None`` when it holds no usable verifier.
+
+    Only record Secrets in credop's own namespace reach this (the service watches
+    nothing else), so the owner, identifier and deadline are credop's writing.
+    A verifier credop would not have made (other argon2 parameters) is dropped.
+    """
+    meta = record["metadata"]
+    annotations = meta.get("annotations") or {}
+    owner_uid = str((meta.get("labels") or {}).get(names.OWNER_UID_LABEL, ""))
+    data = record.get("data") or {}
     verifier = _decoded(data.get(names.VERIFIER))
-    if owner_uid is None or not verifier:
+    if not owner_uid or not verifier or not is_acceptable_verifier(verifier):
         return None
+    previous = _decoded(data.get(names.PREVIOUS_VERIFIER))
     return SecretMaterial(
         owner_uid=owner_uid,
+        identifier=str(annotations.get(names.IDENTIFIER_ANNOTATION, "")),
         verifier=verifier,
-        previous_verifier=_decoded(data.get(names.PREVIOUS_VERIFIER)),
-        previous_valid_until=parse_timestamp((meta.get("annotations") or {}).get(names.PREVIOUS_VALID_UNTIL)),
+        previous_verifier=previous if previous and is_acceptable_verifier(previous) else None,
+        previous_valid_until=parse_timestamp(annotations.get(names.PREVIOUS_VALID_UNTIL)),
     )
 
 
-def credential_owner_uid(meta: Mapping[str, Any]) -> str | None:
-    """The uid of the ApiClient or ServiceAccountKey that owns a Secret, if one does."""
-    for reference in meta.get("ownerReferences") or ():
-        if str(reference.get("apiVersion", "")).startswith(f"{GROUP}/") and reference.get("kind") in (
-            API_CLIENT,
-            SERVICE_ACCOUNT_KEY,
-        ):
-            return str(reference.get("uid", "")) or None
-    return None
+def record_owner_uid(meta: Mapping[str, Any]) -> str | None:
+    """The uid of the credential a record Secret belongs to."""
+    return str((meta.get("labels") or {}).get(names.OWNER_UID_LABEL, "")) or None
 
 
 def _decoded(raw: Any) -> str | None:

@@ -109,6 +109,7 @@ class CredentialService:
         self.state.revoked.forget_expired(now=instant)
         self.state.authenticator.by_client.forget_refilled(now=instant)
         self.state.authenticator.by_address.forget_refilled(now=instant)
+        self.state.authenticator.ceiling.forget_refilled(now=instant)
         expired = self.state.revoked.expired(now=instant)
         if expired:
             await self.state.publisher.prune(expired)
@@ -150,6 +151,7 @@ async def run_service(
     settings: ServiceSettings | None = None,
 ) -> None:
     """Serve until ``stop_flag`` is set (or forever); set ``ready_flag`` once every watch has listed."""
+    settings = settings or ServiceSettings.from_environment()
     async with CredentialService(config, host=host, port=port, settings=settings) as service:
         await service.wait_ready()
         if ready_flag is not None:

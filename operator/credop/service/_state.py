@@ -9,6 +9,7 @@ from __future__ import annotations
 import asyncio
 import datetime
 import logging
+import os
 from collections.abc import Callable, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
@@ -18,6 +19,7 @@ from credop.controller.config import Config
 from credop.controller.scheduler import utc_now
 from credop.domain.keyring import Keyring
 from credop.domain.signing import KeysetSchedule
+from credop.service._addresses import trusted_networks
 from credop.service._authn import Authenticator
 from credop.service._caches import CheckedTokens, VerifiedSecrets
 from credop.service._jwt import TokenKeys
@@ -41,14 +43,26 @@ class ServiceSettings:
     """The ``aud`` of access tokens (default: the issuer)."""
     revocations_config_map: str = "credop-revocations"
     client_failures: Allowance = field(default_factory=lambda: Allowance(burst=10, per_second=0.2))
-    """Failed authentications per client ID: 10 at once, then one per 5 s."""
+    """Failed authentications per (client, source address): 10 at once, then one per 5 s."""
     address_failures: Allowance = field(default_factory=lambda: Allowance(burst=50, per_second=1.0))
     """Failed authentications per source address: 50 at once, then one per second."""
+    chosen_secret_ceiling: Allowance = field(default_factory=lambda: Allowance(burst=100, per_second=0.5))
+    """Wrong guesses of one chosen (argon2id) secret from all addresses together: 100, then one per 2 s.
+    Past it, only secrets that verified before and addresses the client succeeded from are checked."""
+    trusted_proxies: tuple[str, ...] = ()
+    """CIDRs of proxies whose X-Forwarded-For is believed (the client address is the last hop before them)."""
     hash_threads: int = 2
     """Threads for argon2id (each hash takes 19 MiB and one core for ~20 ms)."""
     jwks_max_age: int = 300
     """Cache-Control max-age of the JWKS, in seconds (below the keyset's publish lead)."""
     max_body_bytes: int = 64 * 1024
+
+    @classmethod
+    def from_environment(cls) -> ServiceSettings:
+        """``CREDOP_TRUSTED_PROXIES``: comma-separated CIDRs (checked here, so a typo stops the start)."""
+        proxies = tuple(p.strip() for p in os.environ.get("CREDOP_TRUSTED_PROXIES", "").split(",") if p.strip())
+        trusted_networks(proxies)
+        return cls(trusted_proxies=proxies)
 
 
 class UsageWriter(Protocol):
@@ -98,6 +112,7 @@ class ServiceState:
             verified=self.verified,
             by_client=FailureLimiter(self.settings.client_failures),
             by_address=FailureLimiter(self.settings.address_failures),
+            ceiling=FailureLimiter(self.settings.chosen_secret_ceiling),
             usage=self.usage,
             metrics=self.metrics,
             hash_pool=self.hash_pool,

@@ -119,13 +119,21 @@ class CredentialView:
         key = self.find_access_key(identifier)
         return key if key is not None and key.namespace == namespace else None
 
+    def is_ambiguous(self, presented: str) -> bool:
+        """Whether a bare client ID names clients in several namespaces (it must be qualified)."""
+        namespace, identifier = split_client_id(presented)
+        return namespace is None and len(self._by_client_id.get(identifier, {})) > 1
+
     def find_access_key(self, access_key_id: str) -> Credential | None:
         uids = self._by_access_key.get(access_key_id)
         return self._best(uids) if uids and len(uids) == 1 else None
 
     def verifiers(self, credential: Credential, *, now: datetime.datetime) -> tuple[str, ...]:
+        """The verifiers credop recorded for this credential, under the identifier it authenticates with."""
         known = self._materials.get(credential.uid)
-        return known[1].verifiers_at(now) if known is not None else ()
+        if known is None or known[1].identifier != credential.identifier:
+            return ()
+        return known[1].verifiers_at(now)
 
     def policy_for(self, credential: Credential) -> KeyPolicySpec:
         resolved = resolve_policy(credential.policy_name, self._policies.get(credential.namespace, {}))

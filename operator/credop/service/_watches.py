@@ -26,7 +26,7 @@ from credop import GROUP, VERSION, names
 from credop.controller.config import Config
 from credop.domain.keyring import decode_keyring
 from credop.kube.client import Kube
-from credop.service._records import API_CLIENT, SERVICE_ACCOUNT_KEY, Kind, credential_owner_uid, material_of
+from credop.service._records import API_CLIENT, SERVICE_ACCOUNT_KEY, Kind, material_of, record_owner_uid
 from credop.service._state import ServiceState
 
 logger = logging.getLogger("credop.service.watch")
@@ -196,32 +196,28 @@ def policy_feed(kube: Kube, state: ServiceState) -> Feed:
     )
 
 
-def _secret_key(meta: Mapping[str, Any]) -> str:
-    return f"{meta.get('namespace')}/{meta.get('name')}"
-
-
-def secret_feed(kube: Kube, state: ServiceState) -> Feed:
-    """Verifiers from the Secrets credop minted (by label, every namespace)."""
+def record_feed(kube: Kube, state: ServiceState, config: Config) -> Feed:
+    """Verifiers from credop's records, in credop's own namespace only (tenants cannot write there)."""
 
     def on_event(event: str, body: Body) -> None:
         meta = body["metadata"]
         material = material_of(body) if event != "DELETED" else None
         if material is not None:
-            state.put_material(_secret_key(meta), material)
+            state.put_material(str(meta.get("name")), material)
             return
-        owner = credential_owner_uid(meta)
+        owner = record_owner_uid(meta)
         if owner is not None:
-            state.view.drop_material(_secret_key(meta), owner)
+            state.view.drop_material(str(meta.get("name")), owner)
 
     def on_listing(items: list[Body]) -> None:
-        found = ((_secret_key(item["metadata"]), material_of(item)) for item in items)
+        found = ((str(item["metadata"].get("name")), material_of(item)) for item in items)
         state.view.replace_materials((key, material) for key, material in found if material is not None)
 
     return Feed(
-        name="credential secrets",
-        list_call=kube.core.list_secret_for_all_namespaces,
-        args=(),
-        selectors={"label_selector": names.MANAGED_SELECTOR},
+        name="credential records",
+        list_call=kube.core.list_namespaced_secret,
+        args=(config.namespace,),
+        selectors={"label_selector": names.RECORD_SELECTOR},
         on_listing=on_listing,
         on_event=on_event,
     )
@@ -275,7 +271,7 @@ def all_feeds(kube: Kube, state: ServiceState, config: Config) -> list[Feed]:
         keyring_feed(kube, state, config),
         revocation_feed(kube, state, config),
         policy_feed(kube, state),
-        secret_feed(kube, state),
+        record_feed(kube, state, config),
         credential_feed(kube, state, API_CLIENT),
         credential_feed(kube, state, SERVICE_ACCOUNT_KEY),
     ]

@@ -140,23 +140,30 @@ def secret_object(
     verifier: str,
     previous_verifier: str | None = None,
     previous_valid_until: datetime.datetime | None = None,
+    identifier: str | None = None,
 ) -> Body:
-    """The Secret credop would have written for ``owner`` (verifiers only: tests keep the secret)."""
+    """The record Secret credop would have written for ``owner`` (verifiers only: tests keep the secret)."""
     meta = owner["metadata"]
+    status = owner.get("status") or {}
+    identifier = identifier or status.get("clientId") or status.get("accessKeyId") or meta["name"]
     data = {names.VERIFIER: verifier}
-    annotations = {}
+    annotations = {
+        names.OWNER_ANNOTATION: f"{meta['namespace']}/{meta['name']}",
+        names.IDENTIFIER_ANNOTATION: identifier,
+    }
     if previous_verifier is not None and previous_valid_until is not None:
         data[names.PREVIOUS_VERIFIER] = previous_verifier
         annotations[names.PREVIOUS_VALID_UNTIL] = timestamp(previous_valid_until)
     return {
         "metadata": {
-            "name": meta["name"],
-            "namespace": meta["namespace"],
-            "labels": {names.MANAGED_BY: names.MANAGED_BY_VALUE},
+            "name": names.record_name(meta["uid"]),
+            "namespace": "credop-system",
+            "labels": {
+                names.MANAGED_BY: names.MANAGED_BY_VALUE,
+                names.RECORD_LABEL: owner["kind"],
+                names.OWNER_UID_LABEL: meta["uid"],
+            },
             "annotations": annotations,
-            "ownerReferences": [
-                {"apiVersion": API_VERSION, "kind": owner["kind"], "name": meta["name"], "uid": meta["uid"]}
-            ],
         },
         "data": {key: base64.b64encode(value.encode()).decode() for key, value in data.items()},
     }
