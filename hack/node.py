@@ -564,7 +564,7 @@ disabled_plugins = ["io.containerd.snapshotter.v1.aufs", "io.containerd.snapshot
                 "iptables": {"syncPeriod": "30s", "minSyncPeriod": "0s", "masqueradeAll": False},
             },
         )
-        configs["coredns-kubeconfig"] = kubeconfig("coredns", "credop-testbed:coredns", [])
+        configs["coredns-kubeconfig"] = kubeconfig("coredns", "system:coredns", [])
         configs["coredns"] = wd / "coredns" / "Corefile"
         configs["coredns"].write_text(
             f""".:53 {{
@@ -572,7 +572,7 @@ disabled_plugins = ["io.containerd.snapshotter.v1.aufs", "io.containerd.snapshot
     health 127.0.0.1:8080
     ready 127.0.0.1:8181
     kubernetes {CLUSTER_DOMAIN} in-addr.arpa ip6.arpa {{
-        kubeconfig {configs["coredns-kubeconfig"]} credop-testbed:coredns
+        kubeconfig {configs["coredns-kubeconfig"]} system:coredns
         pods insecure
         fallthrough in-addr.arpa ip6.arpa
         ttl 5
@@ -593,7 +593,7 @@ disabled_plugins = ["io.containerd.snapshotter.v1.aufs", "io.containerd.snapshot
             {
                 "apiVersion": "rbac.authorization.k8s.io/v1",
                 "kind": "ClusterRole",
-                "metadata": {"name": "credop-testbed:coredns"},
+                "metadata": {"name": "system:coredns"},
                 "rules": [
                     {
                         "apiGroups": [""],
@@ -606,15 +606,13 @@ disabled_plugins = ["io.containerd.snapshotter.v1.aufs", "io.containerd.snapshot
             {
                 "apiVersion": "rbac.authorization.k8s.io/v1",
                 "kind": "ClusterRoleBinding",
-                "metadata": {"name": "credop-testbed:coredns"},
+                "metadata": {"name": "system:coredns"},
                 "roleRef": {
                     "apiGroup": "rbac.authorization.k8s.io",
                     "kind": "ClusterRole",
-                    "name": "credop-testbed:coredns",
+                    "name": "system:coredns",
                 },
-                "subjects": [
-                    {"apiGroup": "rbac.authorization.k8s.io", "kind": "User", "name": "credop-testbed:coredns"}
-                ],
+                "subjects": [{"apiGroup": "rbac.authorization.k8s.io", "kind": "User", "name": "system:coredns"}],
             },
             {
                 "apiVersion": "v1",

@@ -1,0 +1,51 @@
+"""helm upgrade with a changed value rolls the pods; credop keeps answering through it."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from tests.e2e.conftest import E2E, RELEASE, REPO, SERVICE_URL, SYSTEM_NAMESPACE, wait_until
+
+pytestmark = pytest.mark.e2e
+
+
+def release_revision(e2e: E2E) -> int:
+    status = json.loads(e2e.helm("status", RELEASE, "--namespace", SYSTEM_NAMESPACE, "--output=json").stdout)
+    assert status["info"]["status"] == "deployed", status["info"]
+    return int(status["version"])
+
+
+def test_helm_upgrade_with_a_changed_value_rolls_the_pods(e2e: E2E) -> None:
+    before = {c: {p["metadata"]["uid"] for p in e2e.credop_pods(c)} for c in ("operator", "service")}
+    revision = int(
+        e2e.get("secrets", namespace=SYSTEM_NAMESPACE, selector=f"owner=helm,name={RELEASE},status=deployed")[0][
+            "metadata"
+        ]["labels"]["version"]
+    )
+    # One operator replica (the default) so that --wait can succeed: the chart keeps standbys NotReady.
+    e2e.helm(
+        "upgrade", RELEASE, str(REPO / "charts" / "credop"), "--namespace", SYSTEM_NAMESPACE, "--reuse-values",
+        "--set=service.logLevel=DEBUG", "--set=operator.logLevel=DEBUG", "--set=operator.replicas=1",
+        "--wait", "--timeout=5m",
+    )  # fmt: skip
+    wait_until(
+        lambda: all(
+            (pods := e2e.credop_pods(c)) and not ({p["metadata"]["uid"] for p in pods} & before[c]) for c in before
+        ),
+        timeout=180,
+        what="every credop pod replaced",
+    )
+    services = wait_until(
+        lambda: [p for p in e2e.credop_pods("service") if e2e.ready(p)], timeout=120, what="service pods Ready"
+    )
+    assert len(services) == 2
+    for pod in e2e.credop_pods("service") + e2e.credop_pods("operator"):
+        args = pod["spec"]["containers"][0]["args"]
+        assert "--log-level=DEBUG" in args, args
+    assert release_revision(e2e) == revision + 1
+    namespace = e2e.namespace("e2e-upgrade")
+    pod = e2e.client_pod(namespace)
+    (answer,) = e2e.pod_http(namespace, pod, [{"url": f"{SERVICE_URL}/readyz"}])
+    assert answer["status"] == 200, answer
