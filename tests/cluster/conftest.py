@@ -19,6 +19,7 @@ import kubernetes
 import pytest
 
 from tests.cluster.canary import Canaries
+from tests.cluster.hostile import hostile  # noqa: F401 - the attack tests' fixture
 from tests.cluster.kube import REPO, Cluster, existing_cluster_requested, secret_leaks, wait_for
 from tests.cluster.operator import OPERATOR_NAMESPACE, LogCapture, SessionOperator
 

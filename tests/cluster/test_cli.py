@@ -673,7 +673,7 @@ def test_token_from_the_real_credential_service(
     token = wait_for(lambda: token_for("apic/app"), what="the service to know the client")
     assert jwt.get_unverified_header(token)["typ"] == "at+jwt"
     claims = jwt.decode(token, options={"verify_signature": False})
-    assert claims["client_id"] == "app"
+    assert claims["client_id"] == f"{namespace}/app"
     assert claims["scope"] == "read write"
     assert claims["exp"] - claims["iat"] == 600
 

@@ -16,6 +16,7 @@ import pytest
 
 from credop.domain.keyformat import ACCESS_KEY_ID, SECRET_KEY, recognised_format
 from credop.domain.keyring import decode_keyring
+from credop.domain.tokens import KEY_TOKEN_AUDIENCE
 from tests.cluster.kube import Cluster, wait_for
 from tests.cluster.operator import OPERATOR_NAMESPACE, TEST_ENDPOINT, OperatorThread
 
@@ -259,8 +260,9 @@ def test_jwt_format_key_is_a_signed_token_with_the_roles(cluster: Cluster, names
     keys_secret = cluster.core.read_namespaced_secret("credop-keys", OPERATOR_NAMESPACE)
     keyring = decode_keyring(keys_secret.data)
     header = jwt.get_unverified_header(token)
-    key = next(k for k in keyring.signing_keys if k.kid == header["kid"])
-    claims = jwt.decode(token, key.private_key().public_key(), algorithms=["ES256"], audience=TEST_ENDPOINT)
+    assert header["kid"] not in {k.kid for k in keyring.signing_keys}, "access-token keys never sign key JWTs"
+    key = next(k for k in keyring.key_signing_keys if k.kid == header["kid"])
+    claims = jwt.decode(token, key.private_key().public_key(), algorithms=["ES256"], audience=KEY_TOKEN_AUDIENCE)
     assert claims["roles"] == roles
     assert claims["access_key_id"] == status["accessKeyId"]
     expires = datetime.datetime.fromisoformat(status["expiresAt"].replace("Z", "+00:00"))

@@ -255,6 +255,7 @@ OPERATOR_ALLOWED = [
     "create events",
     "patch deployments.apps",
     "get namespaces",
+    "create subjectaccessreviews.authorization.k8s.io",
     "patch validatingwebhookconfigurations.admissionregistration.k8s.io/credop",
     "patch mutatingwebhookconfigurations.admissionregistration.k8s.io/credop",
 ]

@@ -17,7 +17,6 @@ import urllib.error
 import urllib.parse
 import urllib.request
 from collections.abc import Iterator
-from pathlib import Path
 from typing import Any
 
 import aiohttp
@@ -25,77 +24,20 @@ import kubernetes
 import pytest
 import urllib3
 
-from credop.controller.config import Config
 from credop.kube.client import Kube, load_configuration
-from credop.service import CredentialService
 from credop.service._kube import StatusUsageWriter
 from credop.service._records import client_of
 from tests.cluster.kube import Cluster, wait_for
-from tests.cluster.operator import OPERATOR_NAMESPACE, TEST_ENDPOINT
+from tests.cluster.operator import OPERATOR_NAMESPACE
+from tests.cluster.service import FLUSH_INTERVAL, Replica
 from tests.cluster.test_clients import client_manifest
 from tests.cluster.test_keys import key_manifest, secret_data, wait_status
 
 pytestmark = pytest.mark.usefixtures("operator")
 APIC, SAK = "apiclients", "serviceaccountkeys"
-FLUSH_INTERVAL = 2.0
 PROPAGATION = 2.0
 """Seconds within which every replica must see a deactivation, invalidation or revocation (the contract)."""
 FORM = "application/x-www-form-urlencoded"
-
-
-class Replica:
-    """One credential service replica in its own thread and event loop."""
-
-    def __init__(self, kubeconfig: Path, name: str) -> None:
-        self.config = Config(
-            namespace=OPERATOR_NAMESPACE,
-            endpoint=TEST_ENDPOINT,
-            kubeconfig=kubeconfig,
-            usage_flush_interval=FLUSH_INTERVAL,
-        )
-        self.service: CredentialService | None = None
-        self._ready = threading.Event()
-        self._stop: asyncio.Event | None = None
-        self._loop: asyncio.AbstractEventLoop | None = None
-        self._error: BaseException | None = None
-        self._thread = threading.Thread(target=self._run, name=f"credop-service-{name}", daemon=True)
-
-    def _run(self) -> None:
-        try:
-            asyncio.run(self._main())
-        except BaseException as error:  # surfaced by start()
-            self._error = error
-            self._ready.set()
-
-    async def _main(self) -> None:
-        self._loop = asyncio.get_running_loop()
-        self._stop = asyncio.Event()
-        async with CredentialService(self.config, host="127.0.0.1", port=0) as service:
-            self.service = service
-            await service.wait_ready()
-            self._ready.set()
-            await self._stop.wait()
-
-    def start(self) -> Replica:
-        self._thread.start()
-        if not self._ready.wait(60) or self._error is not None:
-            raise RuntimeError("the credential service did not become ready") from self._error
-        return self
-
-    def stop(self) -> None:
-        if self._loop is not None and self._stop is not None:
-            self._loop.call_soon_threadsafe(self._stop.set)
-        self._thread.join(30)
-
-    @property
-    def url(self) -> str:
-        assert self.service is not None
-        return f"http://127.0.0.1:{self.service.port}"
-
-    @property
-    def usage_writes(self) -> list[tuple[str, Any]]:
-        assert self.service is not None
-        return list(self.service.state.usage_writes)
 
 
 @pytest.fixture(scope="module")
@@ -185,7 +127,7 @@ def test_a_token_from_one_replica_is_valid_on_the_other(
         urllib.parse.urlencode({"token": from_first, "client_id": client_id, "client_secret": secret}).encode(),
         FORM,
     )
-    assert status == 200 and answer["active"] is True and answer["client_id"] == "billing"
+    assert status == 200 and answer["active"] is True and answer["client_id"] == f"{namespace}/billing"
     jwks = [json.loads(urllib.request.urlopen(f"{r.url}/.well-known/jwks.json", timeout=10).read()) for r in replicas]
     assert jwks[0] == jwks[1] and jwks[0]["keys"]
 
@@ -242,7 +184,7 @@ def test_revocation_reaches_both_replicas_within_two_seconds(
     assert revoke(replicas[0], client_id, secret, revoked) == 200
     rejected_everywhere_within(replicas, revoked, since=changed, what="every replica to reject the revoked token")
     assert all(valid_on(replica, kept) for replica in replicas)
-    shared = cluster.core.read_namespaced_config_map("credop-revocations", OPERATOR_NAMESPACE).data
+    shared = cluster.core.read_namespaced_config_map(f"credop-revocations-{namespace}", OPERATOR_NAMESPACE).data
     assert any(int(expiry) > time.time() for expiry in shared.values())
 
 

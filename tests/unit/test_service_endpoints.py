@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import dataclasses
+
 import datetime
 from collections.abc import AsyncIterator, Iterator
 from typing import Any
@@ -82,8 +84,8 @@ async def test_an_active_token_is_introspected_with_its_claims(http: Http, state
     token = await token_for(http, client)
     status, body = await introspect(http, resource_server, token)
     assert status == 200
-    assert body["active"] is True and body["scope"] == "read write" and body["client_id"] == "billing"
-    assert body["iss"] == TEST_ISSUER and body["sub"] == "billing" and body["token_type"] == "Bearer"
+    assert body["active"] is True and body["scope"] == "read write" and body["client_id"] == "team-a/billing"
+    assert body["iss"] == TEST_ISSUER and body["sub"] == "team-a/billing" and body["token_type"] == "Bearer"
     assert {"exp", "iat", "nbf", "jti", "aud"} <= set(body)
 
 
@@ -163,7 +165,7 @@ async def test_revoking_a_token_shares_it_and_rejects_it(http: Http, state: Serv
     assert (await introspect(http, client, token))[1] == {"active": False}
     assert (await introspect(http, client, other))[1]["active"] is True
     shared = state.publisher.entries  # type: ignore[attr-defined]
-    assert list(shared.values()) == [str(int(clock().timestamp()) + 300)]
+    assert list(shared["team-a"].values()) == [str(int(clock().timestamp()) + 300)]
 
 
 @pytest.mark.parametrize("token", ["", "garbage", "a.b.c", "eyJhbGciOiJub25lIn0.e30."])
@@ -206,10 +208,10 @@ async def test_when_sharing_fails_the_answer_is_503_and_this_replica_still_rejec
     http: Http, state: ServiceState
 ) -> None:
     class Broken:
-        async def publish(self, jti: str, expires_at: int, *, prune: list[str]) -> None:
+        async def publish(self, namespace: str, jti: str, expires_at: int, *, prune: list[str]) -> None:
             raise ConnectionError("the API server is away")
 
-        async def prune(self, expired: list[str]) -> None:
+        async def prune(self, namespace: str, expired: list[str]) -> None:
             raise ConnectionError("the API server is away")
 
     state.publisher = Broken()
@@ -218,6 +220,23 @@ async def test_when_sharing_fails_the_answer_is_503_and_this_replica_still_rejec
     status, headers, body = await form_post(http, "/oauth2/revoke", {"token": token, **credentials(client)})
     assert (status, body["error"], headers["Retry-After"]) == (503, "temporarily_unavailable", "1")
     assert (await introspect(http, client, token))[1] == {"active": False}
+
+
+async def test_revocations_are_limited_per_client_and_capped_per_namespace(http: Http, state: ServiceState) -> None:
+    flooder = add_client(state, "flooder", validity=300)
+    answers = []
+    for _ in range(25):
+        token = await token_for(http, flooder)
+        answers.append((await form_post(http, "/oauth2/revoke", {"token": token, **credentials(flooder)}))[0])
+    assert answers[:20] == [200] * 20 and set(answers[20:]) == {429}
+    other = add_client(state, "other", "team-b", validity=300)
+    token = await token_for(http, other)
+    assert (await form_post(http, "/oauth2/revoke", {"token": token, **credentials(other)}))[0] == 200
+    state.settings = dataclasses.replace(state.settings, max_revocations_per_namespace=1)
+    neighbour = add_client(state, "neighbour", "team-b", validity=300)
+    token = await token_for(http, neighbour)
+    status, _, body = await form_post(http, "/oauth2/revoke", {"token": token, **credentials(neighbour)})
+    assert status == 503 and "invalidate-tokens" in body["error_description"]
 
 
 # /v1/verify -----------------------------------------------------------------------------------------------
@@ -398,6 +417,7 @@ async def test_the_openapi_document_lists_every_endpoint(http: Http) -> None:
         "/oauth2/introspect",
         "/oauth2/revoke",
         "/.well-known/jwks.json",
+        "/.well-known/key-jwks.json",
         "/.well-known/oauth-authorization-server",
         "/v1/verify",
         "/healthz",

@@ -279,17 +279,21 @@ def test_checked_tokens_expire_with_the_token_and_with_their_key() -> None:
     assert len(cache) == 2
 
 
-def test_revoked_tokens_merge_the_shared_list_with_local_ones() -> None:
+def test_revoked_tokens_merge_the_shared_lists_with_local_ones() -> None:
     revoked = RevokedTokens()
     revoked.add_local("j1", 100)
-    revoked.replace_shared({"j2": "200", "bad": "not-a-number"})
+    revoked.replace_shared("team-a", {"j2": "200", "bad": "not-a-number"})
     assert "j1" in revoked and "j2" in revoked and "bad" not in revoked
-    revoked.replace_shared({"j1": "100"})
+    revoked.replace_shared("team-a", {"j1": "100"})
     assert "j1" in revoked and "j2" not in revoked
-    assert revoked.expired(now=150) == ["j1"]
+    revoked.replace_shared("team-b", {"j4": "300"})
+    assert revoked.count("team-a") == 1 and revoked.count("team-b") == 1
+    assert revoked.expired(now=150) == {"team-a": ["j1"]}
     revoked.add_local("j3", 120)
     revoked.forget_expired(now=130)
     assert "j3" not in revoked
+    revoked.replace_all({"team-b": {"j4": "300"}})
+    assert "j1" not in revoked and "j4" in revoked and revoked.count("team-a") == 0
 
 
 # Records and the view ------------------------------------------------------------------------------

@@ -95,7 +95,9 @@ async def test_client_secret_post_gets_an_rfc9068_token(http: Http, state: Servi
     assert header["kid"] in {key["kid"] for key in state.keys.jwks(now=clock())["keys"]}
     claims = claims_of(http, state, body["access_token"])
     assert claims["iss"] == TEST_ISSUER and claims["aud"] == TEST_ISSUER
-    assert claims["sub"] == "billing" and claims["client_id"] == "billing" and claims["tenant"] == "team-a"
+    assert (
+        claims["sub"] == "team-a/billing" and claims["client_id"] == "team-a/billing" and claims["tenant"] == "team-a"
+    )
     assert claims["iat"] == int(clock().timestamp()) and claims["exp"] - claims["iat"] == 600
     assert claims["scope"] == "read write" and len(claims["jti"]) >= 16
 
@@ -131,6 +133,7 @@ async def test_the_namespace_qualified_client_id_always_works(http: Http, state:
         assert claims_of(http, state, body["access_token"])["tenant"] == minted.body["metadata"]["namespace"]
     ambiguous = await token_request(http, grant(a))
     assert ambiguous[0] == 401 and ambiguous[2]["error"] == "invalid_client"
+    assert "<namespace>/<client ID>" in ambiguous[2]["error_description"]
 
 
 async def test_a_service_account_key_gets_a_token_with_its_roles(http: Http, state: ServiceState) -> None:
@@ -140,11 +143,13 @@ async def test_a_service_account_key_gets_a_token_with_its_roles(http: Http, sta
     assert status == 200 and body["scope"] == "read"
     claims = claims_of(http, state, body["access_token"])
     assert (
-        claims["sub"] == "ci-bot" and claims["client_id"] == viewer.identifier and claims["roles"] == ["GlobalViewer"]
+        claims["sub"] == "team-a/ci-bot"
+        and claims["client_id"] == f"team-a/{viewer.identifier}"
+        and claims["roles"] == ["GlobalViewer"]
     )
     status, _, body = await token_request(http, grant(admin))
     assert status == 200 and body["scope"] == "read write"
-    assert claims_of(http, state, body["access_token"])["sub"] == "deployer"
+    assert claims_of(http, state, body["access_token"])["sub"] == "team-a/deployer"
 
 
 async def test_a_key_token_never_outlives_the_key(http: Http, state: ServiceState, clock: FakeClock) -> None:

@@ -49,20 +49,46 @@ async def load_or_create_keyring(kube: Kube, config: Config, *, now: datetime.da
             return keyring
         except ConflictError:
             secret = await kube.read_secret(config.namespace, config.keys_secret)
-    return decode_keyring(secret.get("data") or {})
+    keyring = decode_keyring(secret.get("data") or {})
+    if not keyring.key_signing_keys:  # a keyring from before key JWTs had keys of their own
+        keyring = keyring.with_key_signing_keys([make_signing_key(now)])
+        await _save(kube, config, keyring)
+    return keyring
 
 
 async def rotate_signing_keys(
     kube: Kube, config: Config, keyring: Keyring, *, now: datetime.datetime, schedule: KeysetSchedule
 ) -> Keyring:
-    """Add a new signing key when due and drop retired ones; returns the keyring in force."""
+    """Add a new signing key when due and drop retired ones; returns the keyring in force.
+
+    Key-JWT signing keys rotate on the same schedule but are never dropped here: a
+    JWT-format key may live (or never expire) far longer than any access token.
+    """
     rotated = rotated_keyset(list(keyring.signing_keys), now=now, schedule=schedule, make_key=make_signing_key)
-    if rotated is None:
+    key_signing = _with_a_new_key_when_due(list(keyring.key_signing_keys), now=now, every=schedule.rotate_every)
+    if rotated is None and key_signing is None:
         return keyring
-    updated = keyring.with_signing_keys(rotated)
+    updated = keyring
+    if rotated is not None:
+        updated = updated.with_signing_keys(rotated)
+    if key_signing is not None:
+        updated = updated.with_key_signing_keys(key_signing)
+    await _save(kube, config, updated)
+    logger.info("signing keys now: %s", ", ".join(key.kid for key in updated.signing_keys))
+    return updated
+
+
+def _with_a_new_key_when_due(
+    keys: list[SigningKey], *, now: datetime.datetime, every: datetime.timedelta
+) -> list[SigningKey] | None:
+    newest = max((key.created_at for key in keys), default=None)
+    if newest is not None and now < newest + every:
+        return None
+    return [*keys, make_signing_key(now)]
+
+
+async def _save(kube: Kube, config: Config, keyring: Keyring) -> None:
     secret = await kube.read_secret(config.namespace, config.keys_secret)
-    body = keys_secret_body(config, updated)
+    body = keys_secret_body(config, keyring)
     body["metadata"]["resourceVersion"] = secret["metadata"]["resourceVersion"]
     await kube.replace_secret(config.namespace, config.keys_secret, body)
-    logger.info("signing keys now: %s", ", ".join(key.kid for key in rotated))
-    return updated

@@ -151,7 +151,7 @@ def _key_jwt(
     expires_at: datetime.datetime | None,
     now: datetime.datetime,
 ) -> str:
-    key = signing_key(keyring.signing_keys, now=now, schedule=KeysetSchedule())
+    key = signing_key(keyring.key_signing_keys, now=now, schedule=KeysetSchedule())
     claims = key_token_claims(
         issuer=issuer,
         namespace=owner.namespace,

@@ -13,7 +13,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from credop.api.apiclient import ApiClientSpec
-from credop.api.keypolicy import DEFAULT_POLICY_NAME, KeyPolicySpec
+from credop.api.keypolicy import DEFAULT_POLICY_NAME, ClientSecretRules, KeyPolicySpec
 from credop.api.serviceaccountkey import Role, ServiceAccountKeySpec
 from credop.domain.durations import parse_duration, parse_optional_duration
 from credop.domain.keyformat import client_secret_problems
@@ -175,11 +175,38 @@ def check_token_validity(seconds: int | None, policy: KeyPolicySpec) -> list[Vio
 
 
 def check_client_secret(secret: str, policy: KeyPolicySpec) -> list[Violation]:
-    """A user-supplied client secret must satisfy the policy's clientSecret rules."""
-    return [
-        Violation("spec.clientSecretRef", f"the client secret {problem}")
-        for problem in client_secret_problems(secret, policy.client_secret)
+    """A user-supplied client secret must satisfy the policy's clientSecret rules.
+
+    The answer states the rules, never which of them the value broke: a denial or
+    a status message must not tell its reader a secret's length or make-up.
+    """
+    if not client_secret_problems(secret, policy.client_secret):
+        return []
+    rules = describe_client_secret_rules(policy.client_secret)
+    return [Violation("spec.clientSecretRef", f"the client secret does not meet the policy's rules ({rules})")]
+
+
+def describe_client_secret_rules(rules: ClientSecretRules) -> str:
+    """The policy's rules for chosen client secrets, in words: "8 to 30 characters, with a letter, ..."."""
+    needs = [
+        need
+        for need, required in (
+            ("a letter", rules.require_letter),
+            ("a digit", rules.require_digit),
+            ("a special character", rules.require_special),
+        )
+        if required
     ]
+    text = f"{rules.min_length} to {rules.max_length} characters, no spaces"
+    return text + (f", with {', '.join(needs)}" if needs else "")
+
+
+def client_secret_not_readable(secret_name: str) -> Violation:
+    """The requester may not read the Secret ``spec.clientSecretRef`` names (whether or not it exists)."""
+    return Violation(
+        "spec.clientSecretRef",
+        f'you may not read Secret "{secret_name}" (get secrets): a client secret must be one its creator can read',
+    )
 
 
 def grace_period(spec: ServiceAccountKeySpec, policy: KeyPolicySpec) -> datetime.timedelta:

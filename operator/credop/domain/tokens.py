@@ -13,6 +13,8 @@ from typing import Any, Literal
 
 ACCESS_TOKEN_TYPE = "at+jwt"
 KEY_TOKEN_TYPE = "credop-key+jwt"
+KEY_TOKEN_AUDIENCE = "urn:credop:service-account-key"
+"""The ``aud`` of JWT-format keys: no access-token consumer (whose audience is the issuer) accepts it."""
 ALLOWED_ALGORITHMS = ("ES256", "EdDSA")
 LEEWAY = datetime.timedelta(seconds=30)
 READ_SCOPE = "read"
@@ -65,7 +67,11 @@ def access_token_claims(
     jti: str,
     not_before: datetime.datetime | None = None,
 ) -> dict[str, Any]:
-    """RFC 9068 claims. ``iat`` is never before ``not_before`` (the tokens-invalid-before instant)."""
+    """RFC 9068 claims. ``iat`` is never before ``not_before`` (the tokens-invalid-before instant).
+
+    ``sub`` and ``client_id`` are tenant-qualified (``<namespace>/<id>``) so no two
+    tenants' tokens share them; ``tenant`` goes with the roles, whose names are
+    each tenant's own."""
     issued = max(now, not_before) if not_before else now
     iat = int(issued.timestamp())
     claims: dict[str, Any] = {
@@ -99,8 +105,8 @@ def key_token_claims(
     """Claims of a JWT-format ServiceAccountKey secret: the roles, expiring with the key."""
     claims: dict[str, Any] = {
         "iss": issuer,
-        "sub": service_account,
-        "aud": issuer,
+        "sub": f"{namespace}{NAMESPACE_SEPARATOR}{service_account}",
+        "aud": KEY_TOKEN_AUDIENCE,
         "access_key_id": access_key_id,
         "tenant": namespace,
         "roles": [dict(role) for role in roles],
@@ -130,6 +136,11 @@ def invalidation_instant(now: datetime.datetime) -> datetime.datetime:
 NAMESPACE_SEPARATOR = "/"
 TOKEN_CLAIM_CREDENTIAL_UID = "credential_uid"
 """The private claim naming the credential (its object uid) a token was issued to."""
+
+
+def qualified(namespace: str, identifier: str) -> str:
+    """``<namespace>/<identifier>``: unique across tenants (client IDs and subjects are unique per namespace only)."""
+    return f"{namespace}{NAMESPACE_SEPARATOR}{identifier}"
 
 
 def split_client_id(presented: str) -> tuple[str | None, str]:

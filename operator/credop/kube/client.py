@@ -24,6 +24,7 @@ from credop import GROUP, VERSION
 T = TypeVar("T")
 Body = dict[str, Any]
 MERGE_PATCH = "application/merge-patch+json"
+JSON_PATCH = "application/json-patch+json"
 PARTIAL_METADATA = "application/json;as=PartialObjectMetadataList;g=meta.k8s.io;v=v1"
 STRATEGIC_MERGE_PATCH = "application/strategic-merge-patch+json"
 
@@ -34,6 +35,18 @@ class NotFoundError(LookupError):
 
 class ConflictError(RuntimeError):
     """The object exists already, or changed since it was read."""
+
+
+class KubeApiError(RuntimeError):
+    """Any other refusal by the API server: its status code and reason only.
+
+    Never the response body: a refused Secret write may echo what was sent.
+    """
+
+    def __init__(self, status: int, reason: str) -> None:
+        super().__init__(f"the Kubernetes API answered {status} {reason}")
+        self.status = status
+        self.reason = reason
 
 
 def load_configuration(kubeconfig: str | Path | None = None) -> kubernetes.client.Configuration:
@@ -59,6 +72,7 @@ class Kube:
         self.apps = kubernetes.client.AppsV1Api(self.api)
         self.coordination = kubernetes.client.CoordinationV1Api(self.api)
         self.admissionregistration = kubernetes.client.AdmissionregistrationV1Api(self.api)
+        self.authorization = kubernetes.client.AuthorizationV1Api(self.api)
         self._pool = concurrent.futures.ThreadPoolExecutor(max_workers=threads, thread_name_prefix="kube")
 
     def close(self) -> None:
@@ -127,6 +141,28 @@ class Kube:
         )
         return list(listing.get("items", []))
 
+    async def json_patch_status(self, plural: str, namespace: str, name: str, patch: list[Body]) -> Body:
+        """A JSON patch (RFC 6902) of ``.status``; its ``test`` steps make it conditional."""
+        return await self._call(
+            self.custom.patch_namespaced_custom_object_status,
+            GROUP,
+            VERSION,
+            namespace,
+            plural,
+            name,
+            patch,
+            _content_type=JSON_PATCH,
+        )
+
+    # ConfigMaps (the credential service's shared revocation lists) -------------------------------
+    async def patch_config_map(self, namespace: str, name: str, patch: Body) -> Body:
+        return await self._call(
+            self.core.patch_namespaced_config_map, name, namespace, patch, _content_type=MERGE_PATCH
+        )
+
+    async def create_config_map(self, namespace: str, body: Body) -> Body:
+        return await self._call(self.core.create_namespaced_config_map, namespace, body)
+
     # Leases (leader election) ---------------------------------------------------------------
     async def read_lease(self, namespace: str, name: str) -> Body:
         return await self._call(self.coordination.read_namespaced_lease, name, namespace)
@@ -156,6 +192,10 @@ class Kube:
             "mutating": self.admissionregistration.patch_mutating_webhook_configuration,
         }[kind]
         return await self._call(method, name, patch, _content_type=STRATEGIC_MERGE_PATCH)
+
+    async def create_subject_access_review(self, body: Body) -> Body:
+        """Ask the API server's authorizer whether a user may do something (admission's on-behalf-of checks)."""
+        return await self._call(self.authorization.create_subject_access_review, body)
 
     # Events and workloads ------------------------------------------------------------------
     async def create_event(self, namespace: str, body: Body) -> Body:
@@ -190,7 +230,7 @@ def _translated(error: ApiException) -> Exception:
         return NotFoundError(message)
     if error.status == 409:
         return ConflictError(message)
-    return error
+    return KubeApiError(int(error.status or 0), str(error.reason or ""))
 
 
 def _api_message(error: ApiException) -> str:

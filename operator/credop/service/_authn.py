@@ -106,7 +106,9 @@ class Authenticator:
                 hint=self._ambiguity_hint(presented.client_id, credential),
             )
         if not await self.secret_matches(credential, presented.secrets, now=now, remote=remote):
-            raise self._failure(presented.client_id, subject=subject, remote=remote, now=now, why="wrong secret", known=True)
+            raise self._failure(
+                presented.client_id, subject=subject, remote=remote, now=now, why="wrong secret", known=True
+            )
         self.good_addresses.note(credential.uid, remote, now=now.timestamp())
         self.usage.record(credential.uid, now)
         return credential

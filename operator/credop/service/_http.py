@@ -31,6 +31,7 @@ from credop.service._addresses import client_address, trusted_networks
 from credop.service._jwt import NoSigningKeyError
 from credop.service._oauth import OAuthError, Presented, grant_type_of, parse_form, presented_client, token_of
 from credop.service._openapi import openapi_document
+from credop.service._ratelimit import retry_after_header
 from credop.service._records import API_CLIENT, SERVICE_ACCOUNT_KEY, Credential
 from credop.service._state import ServiceState
 from credop.service._tokens import presented_type
@@ -112,15 +113,38 @@ class Endpoints:
             return web.Response(status=200, headers=NO_STORE)
         if read.claims.get(TOKEN_CLAIM_CREDENTIAL_UID) != caller.uid:
             raise OAuthError("unauthorized_client", "the token was not issued to this client")
-        await self._revoke(str(read.claims.get("jti", "")), int(read.claims["exp"]), now=now)
+        jti = str(read.claims.get("jti", ""))
+        if jti not in state.revoked:
+            self._refuse_beyond_the_revocation_limits(caller, now=now)
+            await self._revoke(caller.namespace, jti, int(read.claims["exp"]), now=now)
         return web.Response(status=200, headers=NO_STORE)
 
-    async def _revoke(self, jti: str, expires_at: int, *, now: datetime.datetime) -> None:
+    def _refuse_beyond_the_revocation_limits(self, caller: Credential, *, now: datetime.datetime) -> None:
+        """One client's revocations are rate-limited, and one tenant's list is capped: nobody else's fills."""
+        state, instant = self.state, now.timestamp()
+        wait = state.revocations.retry_after(caller.uid, now=instant)
+        if wait > 0:
+            raise OAuthError(
+                "temporarily_unavailable", "too many revocations by this client; retry later", status=429,
+                retry_after=retry_after_header(wait),
+            )  # fmt: skip
+        if state.revoked.count(caller.namespace) >= state.settings.max_revocations_per_namespace:
+            raise OAuthError(
+                "temporarily_unavailable",
+                "this namespace's revocation list is full; invalidate the client's tokens instead "
+                "(annotate it credop.dev/invalidate-tokens)",
+                status=503,
+                retry_after="60",
+            )
+        state.revocations.record_failure(caller.uid, now=instant)
+
+    async def _revoke(self, namespace: str, jti: str, expires_at: int, *, now: datetime.datetime) -> None:
         state = self.state
         state.revoked.add_local(jti, expires_at)
         state.metrics.revocations.inc()
+        prune = state.revoked.expired(now=now.timestamp()).get(namespace, [])
         try:
-            await state.publisher.publish(jti, expires_at, prune=state.revoked.expired(now=now.timestamp()))
+            await state.publisher.publish(namespace, jti, expires_at, prune=prune)
         except Exception as error:
             logger.warning("publishing a revocation failed (%s); this replica rejects the token", type(error).__name__)
             raise OAuthError(
@@ -133,6 +157,15 @@ class Endpoints:
             raise NoSigningKeyError("no keys yet")
         headers = {"Cache-Control": f"public, max-age={self.state.settings.jwks_max_age}"}
         return json_response(self.state.keys.jwks(now=self.state.now()), headers=headers)
+
+    async def key_jwks(self, request: web.Request) -> web.Response:
+        """The keys that sign JWT-format keys: a set of its own, so no access-token verifier trusts them."""
+        keyring = self.state.view.keyring
+        if keyring is None:
+            raise NoSigningKeyError("no keys yet")
+        keys = [key.public_jwk() for key in sorted(keyring.key_signing_keys, key=lambda key: key.kid)]
+        headers = {"Cache-Control": f"public, max-age={self.state.settings.jwks_max_age}"}
+        return json_response({"keys": keys}, headers=headers)
 
     async def metadata(self, request: web.Request) -> web.Response:
         """RFC 8414 authorization server metadata."""
@@ -151,6 +184,7 @@ class Endpoints:
             "introspection_endpoint_auth_methods_supported": auth_methods,
             "revocation_endpoint_auth_methods_supported": auth_methods,
             "credop_verify_endpoint": f"{issuer}/v1/verify",
+            "credop_key_jwks_uri": f"{issuer}/.well-known/key-jwks.json",
         }
         return json_response(answer, headers={"Cache-Control": "public, max-age=300"})
 
@@ -301,6 +335,7 @@ def build_app(state: ServiceState) -> web.Application:
         ("POST", "/oauth2/introspect", "introspect", endpoints.introspect),
         ("POST", "/oauth2/revoke", "revoke", endpoints.revoke),
         ("GET", "/.well-known/jwks.json", "jwks", endpoints.jwks),
+        ("GET", "/.well-known/key-jwks.json", "key_jwks", endpoints.key_jwks),
         ("GET", "/.well-known/oauth-authorization-server", "metadata", endpoints.metadata),
         ("POST", "/v1/verify", "verify", endpoints.verify),
         ("GET", "/healthz", "healthz", endpoints.healthz),

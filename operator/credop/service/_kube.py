@@ -1,21 +1,19 @@
-"""The service's only writes to the Kubernetes API: ``status.lastUsedAt`` and the revocations ConfigMap."""
+"""The service's only writes to the Kubernetes API: ``status.lastUsedAt`` and the revocation lists."""
 
 from __future__ import annotations
 
-import asyncio
 import datetime
 import logging
-from typing import Any
 
-from kubernetes.client.exceptions import ApiException
-
-from credop import GROUP, VERSION, names
+from credop import names
 from credop.domain.conditions import timestamp
-from credop.kube.client import MERGE_PATCH, Kube
+from credop.kube.client import ConflictError, Kube, KubeApiError, NotFoundError
 from credop.service._records import Credential
+from credop.service._revocations import config_map_name
 
 logger = logging.getLogger("credop.service.kube")
-JSON_PATCH = "application/json-patch+json"
+REVOCATIONS_ROLE = "revocations"
+TENANT_LABEL = "credop.dev/tenant"
 
 
 class StatusUsageWriter:
@@ -34,70 +32,52 @@ class StatusUsageWriter:
             {"op": "add", "path": "/status/lastUsedAt", "value": timestamp(used_at)},
         ]
         try:
-            await asyncio.to_thread(
-                self._kube.custom.patch_namespaced_custom_object_status,
-                GROUP,
-                VERSION,
-                credential.namespace,
-                credential.plural,
-                credential.name,
-                patch,
-                _content_type=JSON_PATCH,
-                _preload_content=False,
-            )
-        except ApiException as error:
-            if error.status in (404, 409, 422):  # gone, or replaced by a namesake (the uid test failed)
+            await self._kube.json_patch_status(credential.plural, credential.namespace, credential.name, patch)
+        except (NotFoundError, ConflictError):
+            return False
+        except KubeApiError as error:
+            if error.status == 422:  # replaced by a namesake: the uid test failed
                 return False
             raise
         return True
 
 
 class ConfigMapRevocations:
-    """Revocations shared through one ConfigMap: ``data: {jti: expiry}``, merge-patched (no read-modify-write)."""
+    """Revocations shared through a ConfigMap per tenant: ``data: {jti: expiry}``, merge-patched (no read-modify-write)."""
 
-    def __init__(self, kube: Kube, *, namespace: str, name: str) -> None:
+    def __init__(self, kube: Kube, *, namespace: str) -> None:
         self._kube = kube
         self.namespace = namespace
-        self.name = name
 
-    async def publish(self, jti: str, expires_at: int, *, prune: list[str]) -> None:
+    async def publish(self, namespace: str, jti: str, expires_at: int, *, prune: list[str]) -> None:
         data: dict[str, str | None] = {old: None for old in prune if old != jti}
         data[jti] = str(expires_at)
-        await self._patch_or_create(data)
+        await self._patch_or_create(namespace, data)
 
-    async def prune(self, expired: list[str]) -> None:
+    async def prune(self, namespace: str, expired: list[str]) -> None:
         if expired:
-            await self._patch_or_create(dict.fromkeys(expired))
+            await self._patch_or_create(namespace, dict.fromkeys(expired))
 
-    async def _patch_or_create(self, data: dict[str, str | None]) -> None:
+    async def _patch_or_create(self, tenant: str, data: dict[str, str | None]) -> None:
+        name = config_map_name(tenant)
         for _ in range(3):
             try:
-                await self._call(
-                    self._kube.core.patch_namespaced_config_map,
-                    self.name,
-                    self.namespace,
-                    {"data": data},
-                    _content_type=MERGE_PATCH,
-                )
+                await self._kube.patch_config_map(self.namespace, name, {"data": data})
                 return
-            except ApiException as error:
-                if error.status != 404:
-                    raise
+            except NotFoundError:
+                pass
+            labels = {
+                names.MANAGED_BY: names.MANAGED_BY_VALUE,
+                "credop.dev/role": REVOCATIONS_ROLE,
+                TENANT_LABEL: tenant,
+            }
             body = {
-                "metadata": {
-                    "name": self.name,
-                    "namespace": self.namespace,
-                    "labels": {names.MANAGED_BY: names.MANAGED_BY_VALUE, "credop.dev/role": "revocations"},
-                },
+                "metadata": {"name": name, "namespace": self.namespace, "labels": labels},
                 "data": {key: value for key, value in data.items() if value is not None},
             }
             try:
-                await self._call(self._kube.core.create_namespaced_config_map, self.namespace, body)
+                await self._kube.create_config_map(self.namespace, body)
                 return
-            except ApiException as error:
-                if error.status != 409:
-                    raise
+            except ConflictError:
+                continue
         raise RuntimeError("the revocations ConfigMap kept changing")
-
-    async def _call(self, method: Any, *args: Any, **kwargs: Any) -> None:
-        await asyncio.to_thread(method, *args, _preload_content=False, **kwargs)

@@ -67,7 +67,9 @@ def invalid_client(hint: str | None = None) -> OAuthError:
     ``hint`` is only for what anyone could learn anyway (a bare client ID used in
     several namespaces), never for why a known client was refused.
     """
-    return OAuthError("invalid_client", f"client authentication failed: {hint}" if hint else "client authentication failed")
+    return OAuthError(
+        "invalid_client", f"client authentication failed: {hint}" if hint else "client authentication failed"
+    )
 
 
 def rate_limited(retry_after: str) -> OAuthError:

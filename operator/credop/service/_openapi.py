@@ -276,6 +276,15 @@ def _paths() -> dict[str, Any]:
                 },
             }
         },
+        "/.well-known/key-jwks.json": {
+            "get": {
+                "summary": "The public keys that sign JWT-format ServiceAccountKeys (never access tokens)",
+                "responses": {
+                    "200": _json("Published keys", "Jwks"),
+                    "503": _json("No keys loaded yet", "OAuthError", headers=RETRY_AFTER),
+                },
+            }
+        },
         "/.well-known/oauth-authorization-server": {
             "get": {
                 "summary": "Authorization server metadata (RFC 8414)",

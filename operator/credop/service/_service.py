@@ -46,7 +46,7 @@ class CredentialService:
             config,
             settings=settings,
             clock=clock,
-            publisher=ConfigMapRevocations(self.kube, namespace=config.namespace, name=settings.revocations_config_map),
+            publisher=ConfigMapRevocations(self.kube, namespace=config.namespace),
             usage_writer=StatusUsageWriter(self.kube),
         )
         self._watches: list[WatchLoop] = []
@@ -110,9 +110,9 @@ class CredentialService:
         self.state.authenticator.by_client.forget_refilled(now=instant)
         self.state.authenticator.by_address.forget_refilled(now=instant)
         self.state.authenticator.ceiling.forget_refilled(now=instant)
-        expired = self.state.revoked.expired(now=instant)
-        if expired:
-            await self.state.publisher.prune(expired)
+        self.state.revocations.forget_refilled(now=instant)
+        for namespace, expired in self.state.revoked.expired(now=instant).items():
+            await self.state.publisher.prune(namespace, expired)
 
 
 def _bound_port(runner: web.AppRunner, default: int) -> int:

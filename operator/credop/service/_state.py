@@ -26,7 +26,7 @@ from credop.service._jwt import TokenKeys
 from credop.service._metrics import ServiceMetrics
 from credop.service._ratelimit import Allowance, FailureLimiter
 from credop.service._records import Credential, Kind, SecretMaterial, credential_of
-from credop.service._revocations import LocalPublisher, RevocationPublisher, RevokedTokens
+from credop.service._revocations import MAX_PER_NAMESPACE, LocalPublisher, RevocationPublisher, RevokedTokens
 from credop.service._tokens import AccessTokens
 from credop.service._usage import UsageBatch, UsageWrite
 from credop.service._view import CredentialView
@@ -41,7 +41,10 @@ class ServiceSettings:
 
     audience: str | None = None
     """The ``aud`` of access tokens (default: the issuer)."""
-    revocations_config_map: str = "credop-revocations"
+    revocations_per_client: Allowance = field(default_factory=lambda: Allowance(burst=20, per_second=0.05))
+    """Revocations one client may make: 20 at once, then one per 20 s (each is an entry every replica keeps)."""
+    max_revocations_per_namespace: int = MAX_PER_NAMESPACE
+    """Live revoked tokens one tenant namespace may have; past it, that tenant invalidates tokens instead."""
     client_failures: Allowance = field(default_factory=lambda: Allowance(burst=10, per_second=0.2))
     """Failed authentications per (client, source address): 10 at once, then one per 5 s."""
     address_failures: Allowance = field(default_factory=lambda: Allowance(burst=50, per_second=1.0))
@@ -100,6 +103,8 @@ class ServiceState:
         self.keys = TokenKeys(issuer=config.issuer, audience=self.settings.audience or config.issuer, schedule=schedule)
         self.revoked = RevokedTokens()
         self.publisher: RevocationPublisher = publisher or LocalPublisher(self.revoked)
+        self.revocations = FailureLimiter(self.settings.revocations_per_client)
+        """Revocations per client (each spends one)."""
         self.usage = UsageBatch(datetime.timedelta(seconds=config.usage_flush_interval))
         self.usage_writer: UsageWriter = usage_writer or RecordedUsage()
         self.usage_writes: list[tuple[str, datetime.datetime]] = []

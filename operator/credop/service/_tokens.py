@@ -23,6 +23,7 @@ from credop.domain.tokens import (
     access_token_claims,
     effective_scopes,
     issued_before_invalidation,
+    qualified,
     token_is_current,
 )
 from credop.service._caches import CheckedTokens
@@ -73,8 +74,8 @@ class AccessTokens:
             namespace=credential.namespace,
             kind=credential.kind,
             name=credential.name,
-            client_id=credential.identifier,
-            subject=credential.subject,
+            client_id=qualified(credential.namespace, credential.identifier),
+            subject=qualified(credential.namespace, credential.subject),
             roles=tuple(role.name for role in credential.roles),
         )
         claims = access_token_claims(

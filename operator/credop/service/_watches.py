@@ -26,6 +26,7 @@ from credop import GROUP, VERSION, names
 from credop.controller.config import Config
 from credop.domain.keyring import decode_keyring
 from credop.kube.client import Kube
+from credop.service._kube import REVOCATIONS_ROLE, TENANT_LABEL
 from credop.service._records import API_CLIENT, SERVICE_ACCOUNT_KEY, Kind, material_of, record_owner_uid
 from credop.service._state import ServiceState
 
@@ -250,17 +251,22 @@ def keyring_feed(kube: Kube, state: ServiceState, config: Config) -> Feed:
 
 
 def revocation_feed(kube: Kube, state: ServiceState, config: Config) -> Feed:
+    """Every tenant's revocation list (a ConfigMap each, in credop's namespace)."""
+
+    def tenant_of(body: Body) -> str:
+        return str(((body.get("metadata") or {}).get("labels") or {}).get(TENANT_LABEL, ""))
+
     def on_event(event: str, body: Body) -> None:
-        state.revoked.replace_shared({} if event == "DELETED" else body.get("data") or {})
+        state.revoked.replace_shared(tenant_of(body), {} if event == "DELETED" else body.get("data") or {})
 
     def on_listing(items: list[Body]) -> None:
-        state.revoked.replace_shared(items[0].get("data") or {} if items else {})
+        state.revoked.replace_all({tenant_of(item): item.get("data") or {} for item in items})
 
     return Feed(
         name="revocations",
         list_call=kube.core.list_namespaced_config_map,
         args=(config.namespace,),
-        selectors={"field_selector": f"metadata.name={state.settings.revocations_config_map}"},
+        selectors={"label_selector": f"credop.dev/role={REVOCATIONS_ROLE}"},
         on_listing=on_listing,
         on_event=on_event,
     )

@@ -130,6 +130,8 @@ def key_spec_denials(
         denials += denied("allowNeverExpire", rules.check_never_expires_allowed(spec, policy), resolved)
         denials += denied("expiresAt", rules.check_expiry_in_future(spec, now=now), resolved)
         denials += denied("maxExpiry", rules.check_max_expiry(spec, policy, now=now), resolved)
+    if everything or (old is not None and old.rotation.grace_period != spec.rotation.grace_period):
+        denials += denied("maxGracePeriod", rules.check_grace_period(spec, policy), resolved)
     return denials
 
 
@@ -154,6 +156,8 @@ def _client_secret_violations(spec: ApiClientSpec, policy: KeyPolicySpec, facts:
     reference, lookup = spec.client_secret_ref, facts.client_secret
     assert reference is not None
     assert lookup is not None
+    if not lookup.readable:
+        return [rules.client_secret_not_readable(reference.name)]
     if lookup.value is None:
         return [rules.client_secret_not_found(reference.name, reference.key, secret_exists=lookup.secret_exists)]
     return rules.check_client_secret(lookup.value, policy)

@@ -22,10 +22,15 @@ from credop.webhooks.requests import CREATE, DELETE, AdmissionRequest
 
 @dataclass(frozen=True)
 class ClientSecretLookup:
-    """What ``spec.clientSecretRef`` points at: whether the Secret exists, and the value (None: no such key)."""
+    """What ``spec.clientSecretRef`` points at: whether the requester may read it, whether it exists, its value.
 
-    secret_exists: bool
-    value: str | None
+    Nothing is read for a requester who may not read the Secret, so a denial
+    cannot tell them whether it exists or what it holds.
+    """
+
+    readable: bool
+    secret_exists: bool = False
+    value: str | None = None
 
 
 @dataclass(frozen=True)
@@ -95,11 +100,29 @@ async def _client_secret(kube: Kube, request: AdmissionRequest) -> ClientSecretL
     reference = request.new_spec.get("clientSecretRef")
     if request.plural != names.API_CLIENTS or not reference or not request.spec_changed("clientSecretRef"):
         return None
+    if not await _may_read_secret(kube, request, reference["name"]):
+        return ClientSecretLookup(readable=False)
     try:
         secret = await kube.read_secret(request.namespace, reference["name"])
     except NotFoundError:
-        return ClientSecretLookup(secret_exists=False, value=None)
-    return ClientSecretLookup(secret_exists=True, value=data_value(secret, reference.get("key") or names.CLIENT_SECRET))
+        return ClientSecretLookup(readable=True, secret_exists=False)
+    key = reference.get("key") or names.CLIENT_SECRET
+    return ClientSecretLookup(readable=True, secret_exists=True, value=data_value(secret, key))
+
+
+async def _may_read_secret(kube: Kube, request: AdmissionRequest, name: str) -> bool:
+    """A SubjectAccessReview: may the requester ``get`` that Secret? (credop can; that must not be enough)."""
+    review = {
+        "apiVersion": "authorization.k8s.io/v1",
+        "kind": "SubjectAccessReview",
+        "spec": {
+            "user": request.requester.user,
+            "groups": list(request.requester.groups),
+            "resourceAttributes": {"namespace": request.namespace, "verb": "get", "resource": "secrets", "name": name},
+        },
+    }
+    answer = await kube.create_subject_access_review(review)
+    return bool((answer.get("status") or {}).get("allowed"))
 
 
 async def _namespace_terminating(kube: Kube, request: AdmissionRequest) -> bool:
