@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import dataclasses
-
 import datetime
 from collections.abc import AsyncIterator, Iterator
 from typing import Any
