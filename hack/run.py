@@ -45,14 +45,23 @@ def install(kubeconfig: str, namespace: str) -> None:
         kubectl(kubeconfig, "create", "namespace", name, check=False)
 
 
-def apply_examples(kubeconfig: str) -> None:
-    """The policy first (so every credential sees it), then the rest; the refused ones are shown, not applied."""
+def apply_examples(kubeconfig: str, *, webhooks: bool = False) -> None:
+    """The policy first (so every credential sees it), then the rest; then the refused ones, with the answer.
+
+    With ``webhooks`` (the chart installed) the refused examples are applied for real, so the
+    webhook sees the Secrets they bring, and what the API server did accept of them is deleted
+    again; without, a server-side dry run shows what the API server's schema refuses.
+    """
     kubectl(kubeconfig, "apply", "-n", EXAMPLES_NAMESPACE, "-f", str(REPO / "examples" / "01-keypolicy-default.yaml"))
     time.sleep(1)
     print(kubectl(kubeconfig, "apply", "-n", EXAMPLES_NAMESPACE, "-f", str(REPO / "examples")).stdout, flush=True)
     for refused in sorted((REPO / "examples" / "refused").glob("*.yaml")):
-        result = kubectl(kubeconfig, "apply", "--dry-run=server", "-n", EXAMPLES_NAMESPACE, "-f", str(refused), check=False)
-        verdict = result.stderr.strip().splitlines()[0] if result.returncode else "accepted by the API server (the webhook or controller refuses it)"
+        dry_run = [] if webhooks else ["--dry-run=server"]
+        result = kubectl(kubeconfig, "apply", *dry_run, "-n", EXAMPLES_NAMESPACE, "-f", str(refused), check=False)
+        if webhooks:
+            kubectl(kubeconfig, "delete", "--ignore-not-found", "-n", EXAMPLES_NAMESPACE, "-f", str(refused), check=False)
+        answer = " ".join(line.strip() for line in result.stderr.strip().splitlines() if line.strip())
+        verdict = f"refused: {answer}" if result.returncode else "accepted by the API server (the webhook or controller refuses it)"
         print(f"refused/{refused.name}: {verdict}", flush=True)
 
 
@@ -67,7 +76,10 @@ async def serve(kubeconfig: str, namespace: str, port: int, stop: threading.Even
     from credop.controller.main import run_operator
 
     config = Config(namespace=namespace, endpoint=f"http://127.0.0.1:{port}", kubeconfig=Path(kubeconfig), leader_election=False)
-    tasks = [asyncio.create_task(run_operator(config, stop_flag=stop, ready_flag=ready))]
+    operator = asyncio.create_task(run_operator(config, stop_flag=stop, ready_flag=ready))
+    # kopf takes SIGINT/SIGTERM for itself: when it stops, the service stops too.
+    operator.add_done_callback(lambda _: stop.set())
+    tasks = [operator]
     try:
         from credop.service import run_service
     except ImportError:
@@ -119,7 +131,7 @@ def run_on_node(namespace: str) -> None:
         print(plane.kubectl("get", "pods", "-n", namespace, "-o", "wide").stdout, flush=True)
         kubeconfig = str(plane.kubeconfig)
         kubectl(kubeconfig, "create", "namespace", EXAMPLES_NAMESPACE, check=False)
-        apply_examples(kubeconfig)
+        apply_examples(kubeconfig, webhooks=True)
         print_status(kubeconfig)
         print(f"everything up in {time.monotonic() - started:.0f}s; credential service: http://credop.{namespace}.svc (in the cluster)", flush=True)
         print(f"export KUBECONFIG={kubeconfig}", flush=True)
