@@ -37,6 +37,8 @@ OWNER_ANNOTATION = "credop.dev/owner"
 """On a record Secret: ``<namespace>/<name>`` of the credential."""
 SECRET_NAME_ANNOTATION = "credop.dev/secret-name"
 IDENTIFIER_ANNOTATION = "credop.dev/identifier"
+VERIFIER_KEYS_ANNOTATION = "credop.dev/verifier-keys"
+"""On a record Secret: the HMAC key IDs its verifiers name (so unused keys can be retired)."""
 RECORD_SELECTOR = RECORD_LABEL
 
 
@@ -53,6 +55,8 @@ CLIENT_SECRET = "clientSecret"
 VERIFIER = "verifier"
 PREVIOUS_VERIFIER = "previousVerifier"
 TOKEN_URL = "tokenUrl"
+TOKEN_CA = "tokenCA"
+"""The credential service's CA certificate (PEM), for clients to trust its TLS."""
 ENDPOINT = "endpoint"
 
 SERVICE_ACCOUNT_KEYS = "serviceaccountkeys"

@@ -209,6 +209,24 @@ def test_the_alerts_read_metrics_the_operator_exports() -> None:
 # Plain manifests ----------------------------------------------------------------------------------
 
 
+def test_network_policies_scope_each_port() -> None:
+    rendered = render("credop", NAMESPACE, "--set", "networkPolicy.apiServerCIDRs={10.0.0.0/8}")
+    operator = named(rendered, "NetworkPolicy", "credop-operator")["spec"]
+    service = named(rendered, "NetworkPolicy", "credop-service")["spec"]
+    webhook_rule, metrics_rule = operator["ingress"]
+    assert webhook_rule == {"ports": [{"port": 9443, "protocol": "TCP"}], "from": [{"ipBlock": {"cidr": "10.0.0.0/8"}}]}
+    monitoring = {"namespaceSelector": {"matchLabels": {"kubernetes.io/metadata.name": "monitoring"}}}
+    assert metrics_rule["from"] == [monitoring] and metrics_rule["ports"] == [{"port": 8081, "protocol": "TCP"}]
+    open_to_all, service_metrics = service["ingress"]
+    assert open_to_all == {"ports": [{"port": 8443, "protocol": "TCP"}], "from": [{"namespaceSelector": {}}]}
+    assert service_metrics["from"] == [monitoring] and service_metrics["ports"] == [{"port": 9090, "protocol": "TCP"}]
+    plain = render("credop", NAMESPACE, "--set", "service.tls.enabled=false", "--set", "service.port=80")
+    env = named(plain, "Deployment", "credop-operator")["spec"]["template"]["spec"]["containers"][0]["env"]
+    assert {"name": "CREDOP_ENDPOINT", "value": f"http://credop.{NAMESPACE}.svc"} in env
+    assert not [m for m in plain if m["kind"] == "Secret" and m["metadata"]["name"] == "credop-service-tls"]
+    assert not of_kind(render("credop", NAMESPACE, "--set", "networkPolicy.enabled=false"), "NetworkPolicy")
+
+
 def test_the_plain_manifests_match_the_chart() -> None:
     assert render_manifests.drifted() == [], "run: hack/render-manifests"
 
@@ -281,6 +299,9 @@ NAMESPACED_OBJECTS = [
     ("role", "credop-operator"),
     ("rolebinding", "credop-service"),
     ("secret", "credop-webhook-tls"),
+    ("secret", "credop-service-tls"),
+    ("networkpolicy", "credop-operator"),
+    ("networkpolicy", "credop-service"),
     ("poddisruptionbudget", "credop-service"),
     ("servicemonitor", "credop-operator"),
     ("servicemonitor", "credop-service"),
@@ -305,6 +326,11 @@ def test_install_upgrade_and_uninstall(plane: Cluster) -> None:
     validating = get_json(plane, "validatingwebhookconfiguration", "credop")
     assert {webhook["clientConfig"]["caBundle"] for webhook in validating["webhooks"]} == {ca}
     assert base64.b64decode(ca).startswith(b"-----BEGIN CERTIFICATE-----")
+    service_ca = get_json(plane, "secret", "credop-service-tls", "-n", NAMESPACE)["data"]["ca.crt"]
+    operator_env = get_json(plane, "deployment", "credop-operator", "-n", NAMESPACE)["spec"]["template"]["spec"]
+    endpoint = next(e["value"] for e in operator_env["containers"][0]["env"] if e["name"] == "CREDOP_ENDPOINT")
+    assert endpoint == f"https://credop.{NAMESPACE}.svc", "the default endpoint and issuer are https"
+    assert base64.b64decode(service_ca).startswith(b"-----BEGIN CERTIFICATE-----")
 
     helm(
         "upgrade",
@@ -319,6 +345,8 @@ def test_install_upgrade_and_uninstall(plane: Cluster) -> None:
     operator = get_json(plane, "deployment", "credop-operator", "-n", NAMESPACE)
     assert "--log-level=DEBUG" in operator["spec"]["template"]["spec"]["containers"][0]["args"]
     assert webhook_ca(plane) == ca, "an upgrade keeps the webhook certificate"
+    kept = get_json(plane, "secret", "credop-service-tls", "-n", NAMESPACE)["data"]["ca.crt"]
+    assert kept == service_ca, "an upgrade keeps the service certificate"
     status = json.loads(helm("status", "credop", "-n", NAMESPACE, "-o", "json", kubeconfig=plane.kubeconfig).stdout)
     assert status["version"] == 2
 

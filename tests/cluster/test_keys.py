@@ -371,3 +371,37 @@ def test_a_swallowed_event_is_made_good_by_the_periodic_resync(cluster: Cluster,
         finally:
             lossy.stop()
     assert status["keyGeneration"] == 2
+
+
+def test_a_key_minted_before_records_existed_is_migrated_once(cluster: Cluster, namespace: str) -> None:
+    """A Secret as credop wrote it before records (verifier inside, no record) keeps working, moved to a record."""
+    cluster.apply(key_manifest("legacy", namespace))
+    wait_status(cluster, namespace, "legacy", active)
+    uid = cluster.get(SAK, namespace, "legacy")["metadata"]["uid"]
+    verifier = record_data(cluster, namespace, "legacy")["verifier"]
+    patch = {"stringData": {"verifier": verifier}}
+    cluster.core.patch_namespaced_secret("legacy", namespace, patch)
+    cluster.core.delete_namespaced_secret(f"credop-record-{uid}", OPERATOR_NAMESPACE)
+    cluster.kubectl("annotate", "sak", "legacy", "-n", namespace, "nudge=1")
+    wait_for(
+        lambda: record_data(cluster, namespace, "legacy").get("verifier") == verifier,
+        what="the verifier moved into a new record",
+    )
+    wait_for(lambda: "verifier" not in secret_data(cluster, namespace, "legacy"), what="the tenant's copy removed")
+    assert status_of(cluster, namespace, "legacy")["phase"] == "Active"
+
+
+def test_a_verifier_credop_did_not_make_is_not_migrated(cluster: Cluster, namespace: str) -> None:
+    cluster.apply(key_manifest("planted", namespace))
+    wait_status(cluster, namespace, "planted", active)
+    uid = cluster.get(SAK, namespace, "planted")["metadata"]["uid"]
+    costly = "$argon2id$v=19$m=262144,t=20,p=1$c2FsdHNhbHRzYWx0$" + "A" * 43
+    cluster.core.patch_namespaced_secret("planted", namespace, {"stringData": {"verifier": costly}})
+    cluster.core.delete_namespaced_secret(f"credop-record-{uid}", OPERATOR_NAMESPACE)
+    cluster.kubectl("annotate", "sak", "planted", "-n", namespace, "nudge=1")
+    status = wait_status(cluster, namespace, "planted", lambda s: s.get("reason") == "RecordMissing")
+    assert status["phase"] == "Failed" and "rotate" in status["message"]
+    cluster.kubectl("annotate", "sak", "planted", "-n", namespace, "credop.dev/rotate=fresh")
+    restored = wait_status(cluster, namespace, "planted", lambda s: s.get("rotateHandled") == "manual:fresh")
+    assert restored["phase"] == "Active" and restored["keyGeneration"] == 2
+    assert record_data(cluster, namespace, "planted")["verifier"].startswith("hmac-sha256$")

@@ -40,8 +40,24 @@ app.kubernetes.io/component: {{ .component }}
 {{- printf "%s-service" (include "credop.fullname" .) -}}
 {{- end -}}
 
+{{/* The credential service's base URL: https unless TLS is turned off, the port only when not the scheme's own. */}}
 {{- define "credop.endpoint" -}}
-{{- .Values.endpoint | default (printf "http://%s.%s.svc" (include "credop.fullname" .) .Release.Namespace) -}}
+{{- $tls := .Values.service.tls.enabled -}}
+{{- $scheme := ternary "https" "http" $tls -}}
+{{- $port := int .Values.service.port -}}
+{{- $suffix := ternary "" (printf ":%d" $port) (eq $port (ternary 443 80 $tls)) -}}
+{{- .Values.endpoint | default (printf "%s://%s.%s.svc%s" $scheme (include "credop.fullname" .) .Release.Namespace $suffix) -}}
+{{- end -}}
+
+{{- define "credop.serviceTlsSecret" -}}
+{{- .Values.service.tls.secretName | default (printf "%s-service-tls" (include "credop.fullname" .)) -}}
+{{- end -}}
+
+{{/* The DNS names clients may use for the credential service. */}}
+{{- define "credop.serviceHosts" -}}
+{{- $service := include "credop.fullname" . -}}
+{{- $namespace := .Release.Namespace -}}
+{{- list $service (printf "%s.%s" $service $namespace) (printf "%s.%s.svc" $service $namespace) (printf "%s.%s.svc.cluster.local" $service $namespace) | toJson -}}
 {{- end -}}
 
 {{- define "credop.webhookService" -}}

@@ -13,7 +13,7 @@ import os
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 import kubernetes
 import urllib3
@@ -166,6 +166,22 @@ class Session:
         return {
             key: base64.b64decode(value).decode(errors="replace") for key, value in (secret.get("data") or {}).items()
         }
+
+    def read_secret(self, name: str, *, purpose: str) -> Body | None:
+        """Secret ``name`` as the API returns it (data base64-encoded); ``None`` when it does not exist."""
+        try:
+            with self.errors("read", f'Secret "{name}" in namespace "{self.namespace}" ({purpose})'):
+                return _json(self.core.read_namespaced_secret(name, self.namespace, **_raw()))
+        except NotFoundError:
+            return None
+
+    def create_secret(self, body: Body) -> Body:
+        with self.errors("create", f'Secret "{body["metadata"]["name"]}" in namespace "{self.namespace}"'):
+            return _json(self.core.create_namespaced_secret(self.namespace, cast(Any, body), **_raw()))
+
+    def replace_secret(self, name: str, body: Body) -> Body:
+        with self.errors("update", f'Secret "{name}" in namespace "{self.namespace}"'):
+            return _json(self.core.replace_namespaced_secret(name, self.namespace, cast(Any, body), **_raw()))
 
     # Errors ----------------------------------------------------------------------------------
     @contextlib.contextmanager

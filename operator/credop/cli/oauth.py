@@ -1,7 +1,8 @@
 """Asking a token endpoint for an access token: the OAuth2 client credentials grant (RFC 6749 §4.4).
 
 The client authenticates with HTTP Basic (client_secret_basic, §2.3.1: ID and
-secret form-urlencoded, then base64). Standard library only.
+secret form-urlencoded, then base64). Redirects are never followed (they would
+take the Authorization header elsewhere). Standard library only.
 """
 
 from __future__ import annotations
@@ -28,6 +29,19 @@ class ClientCredentials:
     client_id: str
     client_secret: str = field(repr=False)
     token_url: str
+    ca: str | None = None
+    """The token endpoint's CA (PEM), from the credential's Secret (tokenCA)."""
+
+
+class _NoRedirects(urllib.request.HTTPRedirectHandler):
+    """Never follow a redirect: it would carry the client's Authorization header to wherever it points."""
+
+    def redirect_request(self, *args: Any, **kwargs: Any) -> None:
+        return None
+
+
+def _opener(tls: ssl.SSLContext | None) -> urllib.request.OpenerDirector:
+    return urllib.request.build_opener(_NoRedirects(), urllib.request.HTTPSHandler(context=tls))
 
 
 def token_url_for(endpoint: str) -> str:
@@ -65,9 +79,14 @@ def request_token(
         method="POST",
     )
     try:
-        with urllib.request.urlopen(request, timeout=TIMEOUT_S, context=tls) as answer:
+        with _opener(tls).open(request, timeout=TIMEOUT_S) as answer:
             return _json_object(answer.read(), credentials)
     except urllib.error.HTTPError as error:
+        if 300 <= error.code < 400:
+            raise CliError(
+                f"the token endpoint {credentials.token_url} answered a redirect (HTTP {error.code}); credop does not "
+                "send credentials across redirects: pass the final URL with --endpoint"
+            ) from None
         raise CliError(_refusal(credentials, error.code, error.read())) from None
     except (urllib.error.URLError, OSError) as error:
         reason = getattr(error, "reason", error)

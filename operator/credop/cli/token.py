@@ -47,7 +47,7 @@ def register(commands: Subcommands, parents: list[argparse.ArgumentParser]) -> N
 
 def run_token(args: argparse.Namespace) -> int:
     credentials = _credentials(args)
-    answer = request_token(credentials, scope=args.scope, tls=_tls(args))
+    answer = request_token(credentials, scope=args.scope, tls=_tls(args, credentials))
     print(json.dumps(answer, indent=2) if args.output == "json" else answer["access_token"])
     return 0
 
@@ -63,7 +63,9 @@ def _credentials(args: argparse.Namespace) -> ClientCredentials:
     with connect(args) as session:
         credentials = stored_credentials(session, target)
     if args.endpoint:
-        return ClientCredentials(credentials.client_id, credentials.client_secret, token_url_for(args.endpoint))
+        return ClientCredentials(
+            credentials.client_id, credentials.client_secret, token_url_for(args.endpoint), credentials.ca
+        )
     return credentials
 
 
@@ -93,6 +95,7 @@ def stored_credentials(session: Session, target: Target) -> ClientCredentials:
         client_id=f"{namespace}/{_required(session, target, data, names.CLIENT_ID)}",
         client_secret=data.get(names.CLIENT_SECRET) or _user_chosen_secret(session, target, body),
         token_url=_required(session, target, data, names.TOKEN_URL),
+        ca=data.get(names.TOKEN_CA),
     )
 
 
@@ -102,6 +105,7 @@ def _key_credentials(session: Session, target: Target, data: dict[str, str]) -> 
         client_id=_required(session, target, data, names.ACCESS_KEY_ID),
         client_secret=_required(session, target, data, names.SECRET_KEY),
         token_url=endpoint.rstrip("/") + TOKEN_PATH,
+        ca=data.get(names.TOKEN_CA),
     )
 
 
@@ -141,7 +145,8 @@ def _user_chosen_secret(session: Session, target: Target, body: Body) -> str:
     return data[key]
 
 
-def _tls(args: argparse.Namespace) -> ssl.SSLContext | None:
+def _tls(args: argparse.Namespace, credentials: ClientCredentials) -> ssl.SSLContext | None:
+    """--insecure-skip-tls-verify, else --cacert, else the CA in the credential's Secret, else the system's."""
     if args.insecure_skip_tls_verify:
         context = ssl.create_default_context()
         context.check_hostname = False
@@ -149,4 +154,6 @@ def _tls(args: argparse.Namespace) -> ssl.SSLContext | None:
         return context
     if args.cacert:
         return ssl.create_default_context(cafile=args.cacert)
+    if credentials.ca:
+        return ssl.create_default_context(cadata=credentials.ca)
     return None

@@ -17,6 +17,7 @@ from credop import names
 from credop.api.apiclient import ApiClientSpec, ApiClientStatus
 from credop.api.keypolicy import KeyPolicySpec
 from credop.controller.context import CredentialContext, gather_common, rotation_request
+from credop.controller.keyring import keyring_missing_message
 from credop.controller.material import Material, client_material
 from credop.controller.runtime import Runtime
 from credop.controller.secrets import OwnerGoneError, SecretConflictError, SecretRecord, data_value
@@ -128,6 +129,8 @@ async def _act(runtime: Runtime, context: ClientContext) -> SecretRecord:
         migrated = await runtime.secrets.migrate(context.owner, record, max_grace=datetime.timedelta(0))
         if not migrated and _requested_rotation(context, record) is None:
             raise ClientProblem("RecordMissing", RECORD_MISSING)
+    if runtime.keyring_missing and (record is None or _requested_rotation(context, record)):
+        raise ClientProblem("KeyringMissing", keyring_missing_message(runtime.config))
     if record is None:
         # Adopting a Secret minted before a crash: a rotation requested since is still owed.
         record = await _mint(runtime, context, policy)
@@ -197,6 +200,7 @@ async def _material(runtime: Runtime, context: ClientContext, policy: KeyPolicyS
         user_secret=await _user_secret(runtime, context, policy),
         keyring=runtime.keyring,
         issuer=runtime.config.issuer,
+        token_ca=runtime.config.service_ca(),
         random_bytes=runtime.random_bytes,
     )
 

@@ -16,10 +16,14 @@ class Config:
     endpoint: str = "https://credop.credop-system.svc"
     """The credential service's base URL, as clients reach it (token URL, templates)."""
     keys_secret: str = "credop-keys"
+    service_ca_file: Path | None = None
+    """The credential service's CA certificate (PEM): given to every credential as ``tokenCA``."""
     kubeconfig: Path | None = None
     usage_flush_interval: float = 60.0
     """Seconds between lastUsedAt writes per credential (the service batches uses)."""
     signing_key_rotation_days: int = 30
+    hmac_key_rotation_days: int = 90
+    """How long an HMAC key makes new verifiers before a new one takes over (old ones stay while named)."""
     resync_interval: float = 600.0
     """Seconds between looks at every known credential, whatever the watches said (0: never).
 
@@ -43,6 +47,15 @@ class Config:
     def token_url(self) -> str:
         return f"{self.issuer}/oauth2/token"
 
+    def service_ca(self) -> str | None:
+        """The service's CA as PEM text (read each time: the mounted Secret may have been renewed)."""
+        if self.service_ca_file is None:
+            return None
+        try:
+            return self.service_ca_file.read_text()
+        except OSError:
+            return None
+
     @classmethod
     def from_environment(cls, **overrides: object) -> Config:
         values: dict[str, object] = {}
@@ -50,6 +63,8 @@ class Config:
             values["namespace"] = os.environ["CREDOP_NAMESPACE"]
         if "CREDOP_ENDPOINT" in os.environ:
             values["endpoint"] = os.environ["CREDOP_ENDPOINT"]
+        if os.environ.get("CREDOP_SERVICE_CA_FILE"):
+            values["service_ca_file"] = Path(os.environ["CREDOP_SERVICE_CA_FILE"])
         if "CREDOP_RESYNC_INTERVAL" in os.environ:
             values["resync_interval"] = float(os.environ["CREDOP_RESYNC_INTERVAL"])
         if "CREDOP_USAGE_FLUSH_INTERVAL" in os.environ:

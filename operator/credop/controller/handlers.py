@@ -17,12 +17,20 @@ import kopf
 
 from credop import GROUP, VERSION, names
 from credop.controller.clients import reconcile_client
-from credop.controller.keyring import load_or_create_keyring, rotate_signing_keys
+from credop.controller.keyring import (
+    KeyringMissingError,
+    keep_keys,
+    load_or_create_keyring,
+    restore_keyring,
+    rotate_hmac_keys,
+    rotate_signing_keys,
+)
 from credop.controller.keys import reconcile_key
 from credop.controller.runtime import Runtime
 from credop.controller.status import apply_status
-from credop.controller.store import ObjectRef
+from credop.controller.store import ObjectRef, RecordInfo
 from credop.domain.conditions import merge_conditions
+from credop.domain.keyring import decode_keyring
 from credop.domain.lifecycle import READY, ConditionState
 from credop.domain.policy import BUILT_IN_POLICY
 from credop.domain.signing import KeysetSchedule
@@ -51,9 +59,25 @@ async def start(settings: kopf.OperatorSettings, memo: kopf.Memo, **_: Any) -> N
     runtime = runtime_of(memo)
     configure_admission(settings, memo)
     runtime.reconcilers = {names.SERVICE_ACCOUNT_KEYS: reconcile_key, names.API_CLIENTS: reconcile_client}
-    runtime.keyring = await load_or_create_keyring(runtime.kube, runtime.config, now=runtime.now())
     await _preload(runtime)
+    await _load_keyring(runtime)
     runtime.start(lambda: _keyring_housekeeping(runtime))
+
+
+async def _load_keyring(runtime: Runtime) -> None:
+    """The keyring, or (missing while records exist) a loud refusal to make a new one."""
+    config = runtime.config
+    try:
+        runtime.keyring = await load_or_create_keyring(
+            runtime.kube, config, now=runtime.now(), credentials_exist=bool(runtime.store.records)
+        )
+    except KeyringMissingError as error:
+        runtime.keyring_missing = True
+        runtime.metrics.keyring_missing.set(1)
+        logger.error("%s", error)
+        runtime.events.record(
+            _keys_secret_reference(runtime), type="Warning", reason="KeyringMissing", message=str(error)
+        )
 
 
 async def _preload(runtime: Runtime) -> None:
@@ -71,12 +95,62 @@ async def _preload(runtime: Runtime) -> None:
 async def _keyring_housekeeping(runtime: Runtime) -> None:
     while True:
         await asyncio.sleep(3600)
+        if runtime.keyring_missing:
+            continue
         try:
             runtime.keyring = await rotate_signing_keys(
                 runtime.kube, runtime.config, runtime.keyring, now=runtime.now(), schedule=_keyset_schedule(runtime)
             )
+            runtime.keyring = await rotate_hmac_keys(
+                runtime.kube,
+                runtime.config,
+                runtime.keyring,
+                now=runtime.now(),
+                every=datetime.timedelta(days=runtime.config.hmac_key_rotation_days),
+                in_use=runtime.store.hmac_keys_in_use(),
+            )
         except Exception:
-            logger.exception("signing key rotation failed; retrying in an hour")
+            logger.exception("key rotation failed; retrying in an hour")
+
+
+def _keys_secret_reference(runtime: Runtime) -> dict[str, Any]:
+    """The keyring Secret as an Event's involved object (it may not exist)."""
+    config = runtime.config
+    return {
+        "apiVersion": "v1",
+        "kind": "Secret",
+        "metadata": {"name": config.keys_secret, "namespace": config.namespace},
+    }
+
+
+async def _keyring_event(runtime: Runtime, event: kopf.RawEvent) -> None:
+    """The keyring Secret deleted: write it back from memory. Changed or restored: hold every key of both."""
+    body = cast(dict[str, Any], event["object"])
+    config = runtime.config
+    if event["type"] == "DELETED":
+        if runtime.keyring_missing:
+            return
+        logger.error(
+            "the keyring Secret %s/%s was deleted; writing it back from memory", config.namespace, config.keys_secret
+        )
+        await restore_keyring(runtime.kube, config, runtime.keyring)
+        runtime.metrics.keyring_restores.inc()
+        runtime.events.record(
+            _keys_secret_reference(runtime),
+            type="Warning",
+            reason="KeyringRestored",
+            message="the keyring Secret was deleted; credop wrote it back from the running operator's copy. "
+            "Keep a backup: credop keyring export",
+        )
+        return
+    incoming = decode_keyring(body.get("data") or {})
+    if runtime.keyring_missing:
+        runtime.keyring, runtime.keyring_missing = incoming, False
+        runtime.metrics.keyring_missing.set(0)
+        logger.warning("the keyring Secret is back: minting and rotating again")
+        runtime.resync_all(spread=datetime.timedelta(seconds=10))
+        return
+    runtime.keyring = await keep_keys(runtime.kube, config, runtime.keyring, incoming)
 
 
 def _keyset_schedule(runtime: Runtime) -> KeysetSchedule:
@@ -175,6 +249,9 @@ async def secret_event(event: kopf.RawEvent, memo: kopf.Memo, **_: Any) -> None:
     """Track which credential Secrets exist (by name; their data is not kept) and notice deletions."""
     runtime = runtime_of(memo)
     meta = cast(dict[str, Any], event["object"]["metadata"])
+    if meta.get("namespace") == runtime.config.namespace and meta.get("name") == runtime.config.keys_secret:
+        await _keyring_event(runtime, event)
+        return
     if _is_record(runtime, meta):
         _note_record(runtime, meta, deleted=event["type"] == "DELETED")
         return
@@ -200,7 +277,7 @@ def _note_record(runtime: Runtime, meta: dict[str, Any], *, deleted: bool) -> No
     if deleted:
         runtime.store.records.pop(uid, None)
     elif uid:
-        runtime.store.records[uid] = (meta.get("annotations") or {}).get(names.OWNER_ANNOTATION, "")
+        runtime.store.records[uid] = RecordInfo.of(meta.get("annotations") or {})
 
 
 def _credential_owner(meta: dict[str, Any]) -> ObjectRef | None:

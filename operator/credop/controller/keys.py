@@ -18,6 +18,7 @@ from pydantic import ValidationError
 from credop import names
 from credop.api.serviceaccountkey import ServiceAccountKeySpec, ServiceAccountKeyStatus
 from credop.controller.context import CredentialContext, gather_common, rotation_request
+from credop.controller.keyring import keyring_missing_message
 from credop.controller.material import key_material
 from credop.controller.runtime import Runtime
 from credop.controller.secrets import OwnerGoneError, SecretConflictError, SecretRecord
@@ -117,6 +118,8 @@ async def _act(runtime: Runtime, context: KeyContext) -> tuple[KeyState, KeyCont
     if state.phase == "Failed" and state.reason in ("PolicyNotFound", "PolicyViolation"):
         return state, context
     record = context.record
+    if runtime.keyring_missing and (record is None or _requested_rotation(context) is not None or state.rotate_now):
+        return not_ready("Failed", "KeyringMissing", keyring_missing_message(runtime.config)), context
     if record is not None and not await _has_record(runtime, context, record) and _requested_rotation(context) is None:
         return not_ready("Failed", "RecordMissing", RECORD_MISSING), context
     if record is None:
@@ -209,6 +212,7 @@ def _material(runtime: Runtime, context: KeyContext, access_key_id: str | None, 
         access_key_id=access_key_id,
         keyring=runtime.keyring,
         issuer=runtime.config.issuer,
+        token_ca=runtime.config.service_ca(),
         expires_at=key_expires_at(context.spec, context.policy.spec, minted_at=minted_at),
         now=minted_at,
         random_bytes=runtime.random_bytes,

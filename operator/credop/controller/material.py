@@ -21,7 +21,7 @@ from credop.api.serviceaccountkey import ServiceAccountKeySpec
 from credop.domain import keyformat, templates
 from credop.domain.conditions import timestamp
 from credop.domain.keyformat import RandomBytes
-from credop.domain.keyring import Keyring
+from credop.domain.keyring import Keyring, verifier_key_ids
 from credop.domain.signing import KeysetSchedule, signing_key
 from credop.domain.tokens import KEY_TOKEN_TYPE, key_token_claims
 from credop.domain.verifiers import keyed_verifier, password_verifier
@@ -78,6 +78,7 @@ def key_material(
     expires_at: datetime.datetime | None,
     now: datetime.datetime,
     random_bytes: RandomBytes,
+    token_ca: str | None = None,
 ) -> Material:
     """An access key (kept across rotations when given) and a fresh secret key."""
     access_key_id = access_key_id or keyformat.new_access_key_id(random_bytes)
@@ -94,6 +95,8 @@ def key_material(
         "name": owner.name,
     }
     fixed = {names.ACCESS_KEY_ID: access_key_id, names.SECRET_KEY: secret, names.ENDPOINT: issuer}
+    if token_ca:
+        fixed[names.TOKEN_CA] = token_ca
     return _material(access_key_id, secret, _keyed(secret, keyring), fixed, spec.secret_template, variables)
 
 
@@ -106,6 +109,7 @@ def client_material(
     keyring: Keyring,
     issuer: str,
     random_bytes: RandomBytes,
+    token_ca: str | None = None,
 ) -> Material:
     """A generated client secret (keyed-hash verifier), or the user's own (argon2id verifier, not copied)."""
     secret = keyformat.new_client_secret(random_bytes) if user_secret is None else None
@@ -120,6 +124,8 @@ def client_material(
     fixed = {names.CLIENT_ID: client_id, names.TOKEN_URL: f"{issuer}/oauth2/token", names.ENDPOINT: issuer}
     if secret is not None:
         fixed[names.CLIENT_SECRET] = secret
+    if token_ca:
+        fixed[names.TOKEN_CA] = token_ca
     return _material(client_id, secret, verifier, fixed, spec.secret_template, variables)
 
 
@@ -246,6 +252,9 @@ def record_body(
     if previous_verifier is not None and fields.previous_valid_until is not None:
         data[names.PREVIOUS_VERIFIER] = previous_verifier
         annotations[names.PREVIOUS_VALID_UNTIL] = timestamp(fields.previous_valid_until)
+    annotations[names.VERIFIER_KEYS_ANNOTATION] = ",".join(
+        verifier_key_ids(verifier, data.get(names.PREVIOUS_VERIFIER))
+    )
     return {
         "apiVersion": "v1",
         "kind": "Secret",

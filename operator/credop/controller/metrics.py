@@ -11,7 +11,7 @@ from collections import Counter
 from collections.abc import Iterator
 from typing import TYPE_CHECKING
 
-from prometheus_client import CollectorRegistry, Histogram
+from prometheus_client import CollectorRegistry, Gauge, Histogram
 from prometheus_client import Counter as CounterMetric
 from prometheus_client.core import GaugeMetricFamily
 from prometheus_client.registry import Collector
@@ -45,6 +45,17 @@ class OperatorMetrics:
         self.resyncs = CounterMetric(
             "credop_resyncs_total",
             "Periodic looks at every known credential (the lost-event safety net)",
+            registry=self.registry,
+        )
+
+        self.keyring_missing = Gauge(
+            "credop_keyring_missing",
+            "1 while credop's keyring Secret is missing and credentials exist (restore it: credop keyring import)",
+            registry=self.registry,
+        )
+        self.keyring_restores = CounterMetric(
+            "credop_keyring_restores_total",
+            "Times the deleted keyring Secret was written back from memory",
             registry=self.registry,
         )
 

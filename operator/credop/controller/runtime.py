@@ -38,6 +38,8 @@ class Runtime:
     clock: Clock = utc_now
     random_bytes: RandomBytes = os.urandom
     keyring: Keyring = field(default_factory=Keyring)
+    keyring_missing: bool = False
+    """The keyring Secret is gone while credentials exist: no minting or rotating until it is restored."""
     reconcilers: dict[str, Reconciler] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
@@ -101,8 +103,8 @@ class Runtime:
         """Delete the records of credentials that are gone (their deletion was missed); returns how many."""
         live = self.store.uids()
         forgotten = 0
-        for uid, owner in list(self.store.records.items()):
-            if uid in live or not await self._owner_is_gone(uid, owner):
+        for uid, info in list(self.store.records.items()):
+            if uid in live or not await self._owner_is_gone(uid, info.owner):
                 continue
             await self.secrets.forget(uid)
             self.store.records.pop(uid, None)

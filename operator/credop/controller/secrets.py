@@ -143,11 +143,12 @@ class CredentialSecrets:
         if tenant is not None and delivered(tenant, record):
             return self._written(owner, replace(record, adopted=True))
         # Recorded but never delivered: nobody holds that secret, so a fresh one replaces it.
-        fields = RecordFields(secret_name, record.identifier or material.identifier, record.generation, now, request)
+        # Nobody holds the recorded identifier either, so the fresh material is taken whole.
+        fields = RecordFields(secret_name, material.identifier, record.generation, now, request)
         body = record_body(self.namespace, owner, fields, verifier=material.verifier)
         body["metadata"]["resourceVersion"] = existing["metadata"]["resourceVersion"]
         await self._kube.replace_secret(self.namespace, names.record_name(owner.uid), body)
-        await self._deliver(owner, fields, replace(material, identifier=fields.identifier))
+        await self._deliver(owner, fields, material)
         return self._written(owner, _record(fields))
 
     async def rotate(

@@ -65,6 +65,20 @@ class Summary:
         )
 
 
+@dataclass(frozen=True)
+class RecordInfo:
+    """A record Secret's metadata: whose it is and which HMAC keys its verifiers name."""
+
+    owner: str
+    """``namespace/name`` of the credential."""
+    hmac_keys: tuple[str, ...] = ()
+
+    @classmethod
+    def of(cls, annotations: dict[str, str]) -> RecordInfo:
+        keys = tuple(kid for kid in annotations.get("credop.dev/verifier-keys", "").split(",") if kid)
+        return cls(annotations.get("credop.dev/owner", ""), keys)
+
+
 class Store:
     def __init__(self) -> None:
         self._bodies: dict[ObjectRef, bytes] = {}
@@ -72,8 +86,8 @@ class Store:
         self.policies: dict[str, dict[str, KeyPolicySpec]] = defaultdict(dict)
         self.secrets: dict[tuple[str, str], str] = {}
         """(namespace, name) → owner uid of every credop-managed Secret."""
-        self.records: dict[str, str] = {}
-        """Owner uid → ``namespace/name`` of every credential credop holds a record Secret for."""
+        self.records: dict[str, RecordInfo] = {}
+        """Owner uid → what its record Secret says (no verifier), for every credential credop holds a record of."""
         self.written: dict[str, SecretRecord] = {}
         """Owner uid → the latest Secret this process wrote for it (status may not show it yet)."""
         self._locks: dict[ObjectRef, asyncio.Lock] = {}
@@ -158,9 +172,14 @@ class Store:
     def has_record(self, uid: str) -> bool:
         return uid in self.records
 
+    def hmac_keys_in_use(self) -> set[str]:
+        """Every HMAC key some record's verifier names."""
+        return {kid for info in self.records.values() for kid in info.hmac_keys}
+
     def note_written(self, owner: Owner, record: SecretRecord) -> None:
         """Remember that credop wrote (or found) ``owner``'s record and Secret as ``record``."""
-        self.records[owner.uid] = f"{owner.namespace}/{owner.name}"
+        info = self.records.get(owner.uid)
+        self.records[owner.uid] = RecordInfo(f"{owner.namespace}/{owner.name}", info.hmac_keys if info else ())
         self.secrets[(owner.namespace, record.name)] = owner.uid
         known = self.written.get(owner.uid)
         if known is None or known.generation <= record.generation:

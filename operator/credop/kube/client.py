@@ -96,7 +96,7 @@ class Kube:
 
     async def list_objects(self, plural: str, namespace: str) -> list[Body]:
         listing = await self._call(self.custom.list_namespaced_custom_object, GROUP, VERSION, namespace, plural)
-        return list(listing.get("items", []))
+        return list(listing.get("items") or [])
 
     async def patch_status(self, plural: str, namespace: str, name: str, patch: Body) -> Body:
         """A JSON merge patch of ``.status`` (the status subresource; never the spec)."""
@@ -113,7 +113,7 @@ class Kube:
 
     async def list_all_objects(self, plural: str) -> list[Body]:
         listing = await self._call(self.custom.list_cluster_custom_object, GROUP, VERSION, plural)
-        return list(listing.get("items", []))
+        return list(listing.get("items") or [])
 
     # Secrets -------------------------------------------------------------------------------
     async def create_secret(self, namespace: str, body: Body) -> Body:
@@ -139,7 +139,7 @@ class Kube:
             label_selector=label_selector,
             _headers={"Accept": PARTIAL_METADATA},
         )
-        return list(listing.get("items", []))
+        return list(listing.get("items") or [])
 
     async def json_patch_status(self, plural: str, namespace: str, name: str, patch: list[Body]) -> Body:
         """A JSON patch (RFC 6902) of ``.status``; its ``test`` steps make it conditional."""

@@ -326,8 +326,15 @@ def guarded(state: ServiceState, name: str, handler: Handler) -> Handler:
     return answer
 
 
-def build_app(state: ServiceState) -> web.Application:
-    """The aiohttp application serving every endpoint of ``state``."""
+def build_metrics_app(state: ServiceState) -> web.Application:
+    """/metrics alone, for a port of its own."""
+    app = web.Application()
+    app.router.add_route("GET", "/metrics", guarded(state, "metrics", Endpoints(state).metrics))
+    return app
+
+
+def build_app(state: ServiceState, *, metrics: bool = True) -> web.Application:
+    """The aiohttp application serving every endpoint of ``state`` (/metrics too, unless served apart)."""
     endpoints = Endpoints(state)
     app = web.Application(client_max_size=state.settings.max_body_bytes)
     routes = [
@@ -344,5 +351,6 @@ def build_app(state: ServiceState) -> web.Application:
         ("GET", "/openapi.json", "openapi", endpoints.openapi),
     ]
     for method, path, name, handler in routes:
-        app.router.add_route(method, path, guarded(state, name, handler))
+        if name != "metrics" or metrics:
+            app.router.add_route(method, path, guarded(state, name, handler))
     return app

@@ -14,14 +14,16 @@ from aiohttp import web
 from credop.controller.config import Config
 from credop.controller.scheduler import utc_now
 from credop.kube.client import Kube, load_configuration
-from credop.service._http import build_app
+from credop.service._http import build_app, build_metrics_app
 from credop.service._kube import ConfigMapRevocations, StatusUsageWriter
 from credop.service._state import Clock, ServiceSettings, ServiceState
+from credop.service._tls import CertificateFiles, ServingCertificate
 from credop.service._watches import WatchLoop, all_feeds
 
 logger = logging.getLogger("credop.service")
 Flag = asyncio.Event | threading.Event
 HOUSEKEEPING_SECONDS = 60.0
+CERTIFICATE_CHECK_SECONDS = 10.0
 
 
 class CredentialService:
@@ -52,6 +54,8 @@ class CredentialService:
         self._watches: list[WatchLoop] = []
         self._tasks: list[asyncio.Task[None]] = []
         self._runner: web.AppRunner | None = None
+        self._metrics_runner: web.AppRunner | None = None
+        self.certificate: ServingCertificate | None = None
 
     async def start(self) -> None:
         loop = asyncio.get_running_loop()
@@ -60,17 +64,31 @@ class CredentialService:
         ]
         for watch in self._watches:
             watch.start()
-        self._runner = web.AppRunner(build_app(self.state), access_log=None)
+        settings = self.state.settings
+        self.certificate = (
+            ServingCertificate(CertificateFiles.in_directory(settings.tls_directory))
+            if settings.tls_directory
+            else None
+        )
+        separate_metrics = settings.metrics_port is not None
+        self._runner = web.AppRunner(build_app(self.state, metrics=not separate_metrics), access_log=None)
         await self._runner.setup()
-        site = web.TCPSite(self._runner, self.host, self.port)
-        await site.start()
+        context = self.certificate.context if self.certificate is not None else None
+        await web.TCPSite(self._runner, self.host, self.port, ssl_context=context).start()
         self.port = _bound_port(self._runner, self.port)
+        if separate_metrics:
+            self._metrics_runner = web.AppRunner(build_metrics_app(self.state), access_log=None)
+            await self._metrics_runner.setup()
+            await web.TCPSite(self._metrics_runner, self.host, settings.metrics_port).start()
         flush_every = min(1.0, self.config.usage_flush_interval / 4)
         self._tasks = [
             asyncio.create_task(_every(flush_every, self._flush_usage)),
             asyncio.create_task(_every(HOUSEKEEPING_SECONDS, self._housekeeping)),
         ]
-        logger.info("credential service listening on %s:%s", self.host, self.port)
+        if self.certificate is not None:
+            self._tasks.append(asyncio.create_task(_every(CERTIFICATE_CHECK_SECONDS, self._reload_certificate)))
+        scheme = "https" if context is not None else "http"
+        logger.info("credential service listening on %s://%s:%s", scheme, self.host, self.port)
 
     async def wait_ready(self) -> None:
         while not self.state.ready:  # noqa: ASYNC110 - readiness is derived state, polled cheaply
@@ -82,8 +100,9 @@ class CredentialService:
         await asyncio.gather(*self._tasks, return_exceptions=True)
         with contextlib.suppress(Exception):
             await self._flush_usage()
-        if self._runner is not None:
-            await self._runner.cleanup()
+        for runner in (self._runner, self._metrics_runner):
+            if runner is not None:
+                await runner.cleanup()
         for watch in self._watches:
             watch.stop()
         for watch in self._watches:
@@ -99,6 +118,10 @@ class CredentialService:
         self, kind: type[BaseException] | None, error: BaseException | None, trace: TracebackType | None
     ) -> None:
         await self.stop()
+
+    async def _reload_certificate(self) -> None:
+        if self.certificate is not None:
+            self.certificate.reload_if_changed()
 
     async def _flush_usage(self) -> None:
         await self.state.flush_usage()

@@ -59,13 +59,23 @@ class ServiceSettings:
     jwks_max_age: int = 300
     """Cache-Control max-age of the JWKS, in seconds (below the keyset's publish lead)."""
     max_body_bytes: int = 64 * 1024
+    tls_directory: str | None = None
+    """A directory with tls.crt and tls.key: serve HTTPS with them (reloaded when they change)."""
+    metrics_port: int | None = None
+    """Serve /metrics on this port alone (plain HTTP), so a NetworkPolicy can scope it; else on the main port."""
 
     @classmethod
     def from_environment(cls) -> ServiceSettings:
-        """``CREDOP_TRUSTED_PROXIES``: comma-separated CIDRs (checked here, so a typo stops the start)."""
+        """``CREDOP_TRUSTED_PROXIES`` (comma-separated CIDRs, checked here so a typo stops the start),
+        ``CREDOP_TLS_DIR`` and ``CREDOP_METRICS_PORT``."""
         proxies = tuple(p.strip() for p in os.environ.get("CREDOP_TRUSTED_PROXIES", "").split(",") if p.strip())
         trusted_networks(proxies)
-        return cls(trusted_proxies=proxies)
+        metrics_port = os.environ.get("CREDOP_METRICS_PORT")
+        return cls(
+            trusted_proxies=proxies,
+            tls_directory=os.environ.get("CREDOP_TLS_DIR") or None,
+            metrics_port=int(metrics_port) if metrics_port else None,
+        )
 
 
 class UsageWriter(Protocol):
