@@ -30,7 +30,10 @@ from tests.cluster.kube import existing_cluster_requested
 REPO = Path(__file__).resolve().parents[2]
 RELEASE = "credop"
 SYSTEM_NAMESPACE = "credop-system"
-SERVICE_URL = f"http://{RELEASE}.{SYSTEM_NAMESPACE}.svc"
+SERVICE_URL = f"https://{RELEASE}.{SYSTEM_NAMESPACE}.svc"
+SERVICE_POD_PORT = 8443
+METRICS_PORT = 9090
+"""The credential service's plain-HTTP /metrics port (pods and Service alike)."""
 T = TypeVar("T")
 POD_HTTP = (Path(__file__).parent / "pod_http.py").read_text()
 
@@ -153,8 +156,8 @@ class E2E:
         )
         return list(json.loads(result.stdout))
 
-    def namespace(self, prefix: str) -> str:
-        name = f"{prefix}-{uuid.uuid4().hex[:6]}"
+    def namespace(self, prefix: str, *, exact: bool = False) -> str:
+        name = prefix if exact else f"{prefix}-{uuid.uuid4().hex[:6]}"
         self.kubectl("create", "namespace", name)
         wait_until(
             lambda: self.kubectl("get", "serviceaccount", "default", "-n", name, check=False).returncode == 0,
@@ -177,11 +180,53 @@ class E2E:
         self.apply(manifest, namespace=namespace)
         wait_until(lambda: self.condition("keypolicies", namespace, name) == "True", what=f"KeyPolicy {name} Ready")
 
+    def service_ca(self) -> str:
+        """The CA the credential service's certificate chains to (what credential Secrets carry as tokenCA)."""
+        return self.secret_data(SYSTEM_NAMESPACE, f"{RELEASE}-service-tls")["ca.crt"]
+
+    def service_pod_ips(self) -> list[str]:
+        """The Ready credential service replicas' pod IPs."""
+        return [p["status"]["podIP"] for p in self.credop_pods("service") if self.ready(p)]
+
     def secret_data(self, namespace: str, name: str) -> dict[str, str]:
         import base64
 
         secret = self.get("secret", name, namespace=namespace)
         return {key: base64.b64decode(value).decode() for key, value in (secret.get("data") or {}).items()}
+
+
+TIMINGS: dict[str, float] = {}
+"""What the session measured (cluster start, helm install, takeover, webhook gaps), shown at the end of the run."""
+
+
+def pytest_terminal_summary(terminalreporter: Any) -> None:
+    if TIMINGS:
+        terminalreporter.write_sep("-", "e2e timings")
+        for what, seconds in TIMINGS.items():
+            terminalreporter.write_line(f"{what}: {seconds:.1f}s")
+
+
+def diagnostics(cluster: E2E) -> str:
+    """What a failed install looks like from the cluster: pods, events, the credop pods' logs."""
+    parts = []
+    for args in (
+        ("get", "nodes,pods", "-A", "-o", "wide"),
+        ("get", "events", "-n", SYSTEM_NAMESPACE, "--sort-by=.lastTimestamp"),
+        ("logs", "-n", SYSTEM_NAMESPACE, "-l", f"app.kubernetes.io/instance={RELEASE}", "--tail=30", "--prefix"),
+        (
+            "logs",
+            "-n",
+            SYSTEM_NAMESPACE,
+            "-l",
+            f"app.kubernetes.io/instance={RELEASE}",
+            "--tail=30",
+            "--prefix",
+            "--previous",
+        ),
+    ):
+        result = cluster.kubectl(*args, check=False)
+        parts.append(f"$ kubectl {' '.join(args)}\n{result.stdout}{result.stderr}")
+    return "\n".join(parts)
 
 
 @pytest.fixture(scope="session")
@@ -193,21 +238,22 @@ def e2e() -> Iterator[E2E]:
 
     started = time.monotonic()
     with ControlPlane.start(node=True) as plane:
-        cluster = E2E(plane=plane, images=image_refs())
-        cluster.timings["cluster start"] = time.monotonic() - started
+        cluster = E2E(plane=plane, images=image_refs(), timings=TIMINGS)
+        cluster.timings["cluster start (images built if needed)"] = time.monotonic() - started
         started = time.monotonic()
-        cluster.helm(
-            "install", RELEASE, str(REPO / "charts" / "credop"),
-            "--namespace", SYSTEM_NAMESPACE, "--create-namespace",
-            *cluster.helm_values(),
-            "--wait", "--timeout=5m",
-        )  # fmt: skip
+        try:
+            cluster.helm(
+                "install", RELEASE, str(REPO / "charts" / "credop"),
+                "--namespace", SYSTEM_NAMESPACE, "--create-namespace",
+                *cluster.helm_values(),
+                "--wait", "--timeout=5m",
+            )  # fmt: skip
+        except AssertionError as error:
+            raise AssertionError(f"{error}\n{diagnostics(cluster)}") from None
         cluster.timings["helm install (pods Ready)"] = time.monotonic() - started
         try:
             yield cluster
         finally:
-            report = ", ".join(f"{what} {seconds:.1f}s" for what, seconds in cluster.timings.items())
-            print(f"\n[e2e] {report}")
             if os.environ.get("CREDOP_E2E_KEEP_LOGS"):
                 with contextlib.suppress(Exception):
                     import shutil

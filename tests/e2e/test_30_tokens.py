@@ -1,5 +1,7 @@
 """A client pod gets a token from the tokenUrl in its credential Secret, by the Service's name, and introspects it.
 
+Over TLS: the pod trusts the service through the Secret's tokenCA, as a client does.
+
 After ``credop.dev/invalidate-tokens`` the token is refused, and both credential
 service replicas (asked directly at their pod IPs) agree at every step.
 """
@@ -11,23 +13,25 @@ from typing import Any
 
 import pytest
 
-from tests.e2e.conftest import E2E, SERVICE_URL, wait_until
+from tests.e2e.conftest import E2E, SERVICE_POD_PORT, SERVICE_URL, wait_until
 
 pytestmark = pytest.mark.e2e
 
 
-def service_pod_urls(e2e: E2E) -> list[str]:
-    pods = [p for p in e2e.credop_pods("service") if e2e.ready(p)]
-    assert len(pods) == 2, [p["metadata"]["name"] for p in pods]
-    return [f"http://{p['status']['podIP']}:8080" for p in pods]
+CA = "credential:tokenCA"
+TOKEN = {"url": "credential:tokenUrl", "form": {"grant_type": "client_credentials"}, "basic": "credential", "ca": CA}
 
 
 def verdicts(e2e: E2E, namespace: str, pod: str, token: str) -> tuple[bool, list[bool]]:
     """(introspection through the Service says active, /v1/verify on each replica says valid)."""
     requests: list[dict[str, Any]] = [
-        {"url": f"{SERVICE_URL}/oauth2/introspect", "form": {"token": token}, "basic": "credential"}
+        {"url": f"{SERVICE_URL}/oauth2/introspect", "form": {"token": token}, "basic": "credential", "ca": CA}
     ]
-    requests += [{"url": f"{url}/v1/verify", "json": {"token": token}} for url in service_pod_urls(e2e)]
+    replicas = e2e.service_pod_ips()
+    assert len(replicas) == 2, replicas
+    # Each replica by its pod IP, its certificate checked for the Service's name.
+    url = f"{SERVICE_URL}:{SERVICE_POD_PORT}/v1/verify"
+    requests += [{"url": url, "json": {"token": token}, "ca": CA, "connect_to": ip} for ip in replicas]
     introspected, *verified = e2e.pod_http(namespace, pod, requests)
     assert introspected["status"] == 200, introspected
     assert all(answer["status"] == 200 for answer in verified), verified
@@ -48,13 +52,10 @@ def test_a_client_pod_gets_a_token_by_the_service_name_and_loses_it_on_invalidat
     wait_until(lambda: e2e.status("apiclients", namespace, "billing").get("phase") == "Active", what="billing Active")
     secret = e2e.secret_data(namespace, "billing")
     assert secret["tokenUrl"] == f"{SERVICE_URL}/oauth2/token"
+    assert secret["tokenCA"].startswith("-----BEGIN CERTIFICATE-----")
     pod = e2e.client_pod(namespace, secret="billing")
 
-    (answer,) = e2e.pod_http(
-        namespace,
-        pod,
-        [{"url": "credential:tokenUrl", "form": {"grant_type": "client_credentials"}, "basic": "credential"}],
-    )
+    (answer,) = e2e.pod_http(namespace, pod, [TOKEN])
     assert answer["status"] == 200, answer
     token = answer["body"]["access_token"]
     assert answer["body"]["token_type"].lower() == "bearer" and answer["body"]["expires_in"] <= 600
@@ -75,10 +76,6 @@ def test_a_client_pod_gets_a_token_by_the_service_name_and_loses_it_on_invalidat
     )
     print(f"invalidate-tokens reached the Service and both replicas in {time.monotonic() - changed:.1f}s")
     # A new token works again: the client itself was not disabled.
-    (again,) = e2e.pod_http(
-        namespace,
-        pod,
-        [{"url": "credential:tokenUrl", "form": {"grant_type": "client_credentials"}, "basic": "credential"}],
-    )
+    (again,) = e2e.pod_http(namespace, pod, [TOKEN])
     assert again["status"] == 200, again
     assert verdicts(e2e, namespace, pod, again["body"]["access_token"]) == (True, [True, True])

@@ -20,7 +20,9 @@ GRACE_S = 30
 
 def verify(e2e: E2E, namespace: str, pod: str, access_key: str, secret_key: str) -> bool:
     body = {"accessKeyId": access_key, "secretKey": secret_key, "method": "GET"}
-    (answer,) = e2e.pod_http(namespace, pod, [{"url": f"{SERVICE_URL}/v1/verify", "json": body}])
+    (answer,) = e2e.pod_http(
+        namespace, pod, [{"url": f"{SERVICE_URL}/v1/verify", "json": body, "ca": e2e.service_ca()}]
+    )
     assert answer["status"] == 200, answer
     return bool(answer["body"]["valid"])
 

@@ -12,6 +12,7 @@ pytestmark = pytest.mark.e2e
 VERIFY = {
     "url": f"{SERVICE_URL}/v1/verify",
     "json": {"accessKeyId": "credential:accessKeyId", "secretKey": "credential:secretKey", "method": "GET"},
+    "ca": "credential:tokenCA",
 }
 
 

@@ -3,10 +3,12 @@
 from __future__ import annotations
 
 import json
+import threading
 
 import pytest
 
 from tests.e2e.conftest import E2E, RELEASE, REPO, SERVICE_URL, SYSTEM_NAMESPACE, wait_until
+from tests.e2e.test_70_failover import ApplyProbe
 
 pytestmark = pytest.mark.e2e
 
@@ -19,11 +21,12 @@ def release_revision(e2e: E2E) -> int:
 
 def test_helm_upgrade_with_a_changed_value_rolls_the_pods(e2e: E2E) -> None:
     before = {c: {p["metadata"]["uid"] for p in e2e.credop_pods(c)} for c in ("operator", "service")}
-    revision = int(
-        e2e.get("secrets", namespace=SYSTEM_NAMESPACE, selector=f"owner=helm,name={RELEASE},status=deployed")[0][
-            "metadata"
-        ]["labels"]["version"]
-    )
+    revision = release_revision(e2e)
+    namespace = e2e.namespace("e2e-upgrade")
+    probe = ApplyProbe(e2e, namespace)
+    thread = threading.Thread(target=probe.run, daemon=True)
+    thread.start()
+    wait_until(lambda: any(ok for _, ok, _ in probe.results), timeout=30, what="a first admitted apply")
     # One operator replica (the default) so that --wait can succeed: the chart keeps standbys NotReady.
     e2e.helm(
         "upgrade", RELEASE, str(REPO / "charts" / "credop"), "--namespace", SYSTEM_NAMESPACE, "--reuse-values",
@@ -37,6 +40,13 @@ def test_helm_upgrade_with_a_changed_value_rolls_the_pods(e2e: E2E) -> None:
         timeout=180,
         what="every credop pod replaced",
     )
+    probe.stop.set()
+    thread.join(timeout=30)
+    gap, refused, example = probe.longest_gap()
+    e2e.timings["webhook gap during helm upgrade"] = gap
+    print(
+        f"helm upgrade: {refused} of {len(probe.results)} applies refused, longest gap {gap:.1f}s ({example or 'none'})"
+    )
     services = wait_until(
         lambda: [p for p in e2e.credop_pods("service") if e2e.ready(p)], timeout=120, what="service pods Ready"
     )
@@ -45,7 +55,6 @@ def test_helm_upgrade_with_a_changed_value_rolls_the_pods(e2e: E2E) -> None:
         args = pod["spec"]["containers"][0]["args"]
         assert "--log-level=DEBUG" in args, args
     assert release_revision(e2e) == revision + 1
-    namespace = e2e.namespace("e2e-upgrade")
     pod = e2e.client_pod(namespace)
-    (answer,) = e2e.pod_http(namespace, pod, [{"url": f"{SERVICE_URL}/readyz"}])
+    (answer,) = e2e.pod_http(namespace, pod, [{"url": f"{SERVICE_URL}/readyz", "ca": e2e.service_ca()}])
     assert answer["status"] == 200, answer
