@@ -21,7 +21,7 @@ REPO = Path(__file__).resolve().parent.parent
 HELM = REPO / ".testbed" / "bin" / "helm"
 RELEASE = "credop"
 NAMESPACE = "credop-system"
-PLAIN_VALUES = ("--set", "webhook.certificate.source=operator")
+PLAIN_VALUES = ("--set", "webhook.certificate.source=operator", "--set", "service.tls.source=operator")
 MONITORING_APIS = ("monitoring.coreos.com/v1/ServiceMonitor", "monitoring.coreos.com/v1/PrometheusRule")
 MONITORING_GROUP = "monitoring.coreos.com/"
 HEADER = "# Generated from charts/credop by hack/render-manifests: do not edit.\n"

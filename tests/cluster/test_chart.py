@@ -117,7 +117,9 @@ def test_the_components_and_their_settings() -> None:
     assert service["template"]["spec"]["containers"][0]["args"][0] == "service"
     assert service["template"]["spec"]["containers"][0]["readinessProbe"]["httpGet"]["path"] == "/readyz"
     env = {e["name"]: e for e in service["template"]["spec"]["containers"][0]["env"]}
-    assert env["CREDOP_ENDPOINT"]["value"] == "http://credop.credop-system.svc"
+    assert env["CREDOP_ENDPOINT"]["value"] == "https://credop.credop-system.svc"
+    assert env["CREDOP_TLS_DIR"]["value"] == "/etc/credop/tls"
+    assert service["template"]["spec"]["containers"][0]["readinessProbe"]["httpGet"]["scheme"] == "HTTPS"
     assert env["CREDOP_NAMESPACE"]["valueFrom"]["fieldRef"]["fieldPath"] == "metadata.namespace"
     operator_env = {e["name"]: e.get("value") for e in operator["template"]["spec"]["containers"][0]["env"]}
     assert (operator_env["CREDOP_METRICS_PORT"], operator_env["CREDOP_HEALTH_PORT"]) == ("8081", "8082")
@@ -161,7 +163,7 @@ def test_the_helm_made_certificate_is_the_one_the_webhooks_trust() -> None:
     secret = named(manifests, "Secret", "credop-webhook-tls")["data"]
     bundles = {webhook["clientConfig"]["caBundle"] for webhook in chart_webhooks(manifests).values()}
     assert bundles == {secret["ca.crt"]}
-    operator = render("credop", NAMESPACE, *source("operator"))
+    operator = render("credop", NAMESPACE, *source("operator"), "--set", "service.tls.source=operator")
     assert of_kind(operator, "Secret") == []
     assert all("caBundle" not in webhook["clientConfig"] for webhook in chart_webhooks(operator).values())
     managed = render("credop", NAMESPACE, *source("cert-manager"))
@@ -173,11 +175,11 @@ def test_the_helm_made_certificate_is_the_one_the_webhooks_trust() -> None:
 def test_monitoring_objects_only_where_the_prometheus_operator_is() -> None:
     assert not {"ServiceMonitor", "PrometheusRule"} & {m["kind"] for m in render("credop", NAMESPACE)}
     monitored = render("credop", NAMESPACE, *MONITORED)
-    for component, port in (("operator", "metrics"), ("service", "http")):
+    for component, ports in (("operator", ["metrics"]), ("service", ["https", "metrics"])):
         monitor = named(monitored, "ServiceMonitor", f"credop-{component}")
-        assert monitor["spec"]["endpoints"][0] == {"port": port, "path": "/metrics", "interval": "30s"}
+        assert monitor["spec"]["endpoints"][0] == {"port": "metrics", "path": "/metrics", "interval": "30s"}
         scraped = [s for s in of_kind(monitored, "Service") if monitor["spec"]["selector"]["matchLabels"].items() <= s["metadata"]["labels"].items()]  # fmt: skip
-        assert [p["name"] for s in scraped for p in s["spec"]["ports"]] == [port]
+        assert [p["name"] for s in scraped for p in s["spec"]["ports"]] == ports
     alerts = {rule["alert"] for group in named(monitored, "PrometheusRule", "credop")["spec"]["groups"] for rule in group["rules"]}  # fmt: skip
     assert {"CredopKeyExpiringSoon", "CredopKeyRotationDue", "CredopKeyUnused", "CredopApiClientActiveLimitReached"} <= alerts  # fmt: skip
 

@@ -78,6 +78,28 @@ def test_a_client_gets_a_token_over_tls_trusting_the_ca_its_secret_carries(
             running.stop()
 
 
+def test_the_service_certificate_credop_keeps_is_the_ca_every_secret_carries(
+    cluster: Cluster, namespace: str, operator: SessionOperator
+) -> None:
+    secret_name = f"svc-tls-{namespace}"
+    with operator.paused():
+        config = dataclasses.replace(
+            operator.thread.config,
+            service_tls_secret=secret_name,
+            service_hosts=("credop.credop-system.svc", "127.0.0.1"),
+        )
+        running = OperatorThread(cluster.kubeconfig, config=config).start()
+        try:
+            kept = secret_data(cluster, OPERATOR_NAMESPACE, secret_name)
+            assert {"ca.crt", "tls.crt", "tls.key"} <= set(kept)
+            cluster.apply(client_manifest("kept-ca", namespace))
+            wait_status(cluster, namespace, "kept-ca", lambda s: s.get("phase") == "Active", plural=APIC)
+            assert secret_data(cluster, namespace, "kept-ca")["tokenCA"] == kept["ca.crt"]
+        finally:
+            running.stop()
+            cluster.core.delete_namespaced_secret(secret_name, OPERATOR_NAMESPACE)
+
+
 @pytest.fixture(scope="module")
 def keyring_plane(crds: Cluster) -> Iterator[Cluster]:
     """A control plane of its own: these tests delete credop's keyring."""

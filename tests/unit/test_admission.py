@@ -12,9 +12,9 @@ from cryptography import x509
 
 from credop.api.keypolicy import KeyPolicySpec, RoleRule, Subjects
 from credop.api.serviceaccountkey import ServiceAccountKeySpec
+from credop.domain.certificates import covers, new_bundle, renewed
 from credop.domain.policy import Requester, check_new_service_account_key, resolve_policy
 from credop.kube.client import NotFoundError
-from credop.webhooks.certificates import covers, new_bundle, renewed
 from credop.webhooks.decide import created_by_mutation, decide, key_spec_denials
 from credop.webhooks.gather import ClientSecretLookup, Facts
 from credop.webhooks.pending import PendingKeys

@@ -200,7 +200,7 @@ async def _material(runtime: Runtime, context: ClientContext, policy: KeyPolicyS
         user_secret=await _user_secret(runtime, context, policy),
         keyring=runtime.keyring,
         issuer=runtime.config.issuer,
-        token_ca=runtime.config.service_ca(),
+        token_ca=runtime.token_ca(),
         random_bytes=runtime.random_bytes,
     )
 

@@ -18,6 +18,10 @@ class Config:
     keys_secret: str = "credop-keys"
     service_ca_file: Path | None = None
     """The credential service's CA certificate (PEM): given to every credential as ``tokenCA``."""
+    service_tls_secret: str | None = None
+    """Keep the credential service's CA and serving certificate in this Secret (made and renewed by credop)."""
+    service_hosts: tuple[str, ...] = ()
+    """The DNS names the service certificate credop keeps must cover."""
     kubeconfig: Path | None = None
     usage_flush_interval: float = 60.0
     """Seconds between lastUsedAt writes per credential (the service batches uses)."""
@@ -63,6 +67,10 @@ class Config:
             values["namespace"] = os.environ["CREDOP_NAMESPACE"]
         if "CREDOP_ENDPOINT" in os.environ:
             values["endpoint"] = os.environ["CREDOP_ENDPOINT"]
+        if os.environ.get("CREDOP_SERVICE_TLS_SECRET"):
+            values["service_tls_secret"] = os.environ["CREDOP_SERVICE_TLS_SECRET"]
+            hosts = os.environ.get("CREDOP_SERVICE_HOSTS", "").split(",")
+            values["service_hosts"] = tuple(host.strip() for host in hosts if host.strip())
         if os.environ.get("CREDOP_SERVICE_CA_FILE"):
             values["service_ca_file"] = Path(os.environ["CREDOP_SERVICE_CA_FILE"])
         if "CREDOP_RESYNC_INTERVAL" in os.environ:

@@ -34,6 +34,7 @@ from credop.domain.keyring import decode_keyring
 from credop.domain.lifecycle import READY, ConditionState
 from credop.domain.policy import BUILT_IN_POLICY
 from credop.domain.signing import KeysetSchedule
+from credop.kube.tls_secrets import load_or_issue
 from credop.webhooks.setup import configure_admission
 
 logger = logging.getLogger(__name__)
@@ -61,7 +62,25 @@ async def start(settings: kopf.OperatorSettings, memo: kopf.Memo, **_: Any) -> N
     runtime.reconcilers = {names.SERVICE_ACCOUNT_KEYS: reconcile_key, names.API_CLIENTS: reconcile_client}
     await _preload(runtime)
     await _load_keyring(runtime)
+    await _keep_service_certificate(runtime)
     runtime.start(lambda: _keyring_housekeeping(runtime))
+
+
+async def _keep_service_certificate(runtime: Runtime) -> None:
+    """With ``service_tls_secret``: the service's CA and certificate, made once and renewed when due."""
+    config = runtime.config
+    if config.service_tls_secret is None:
+        return
+    bundle = await load_or_issue(
+        runtime.kube,
+        config.namespace,
+        config.service_tls_secret,
+        hosts=config.service_hosts,
+        now=runtime.now(),
+        role="service-tls",
+        ca_name="credop-service-ca",
+    )
+    runtime.service_ca = bundle.ca_cert.decode()
 
 
 async def _load_keyring(runtime: Runtime) -> None:
@@ -95,6 +114,10 @@ async def _preload(runtime: Runtime) -> None:
 async def _keyring_housekeeping(runtime: Runtime) -> None:
     while True:
         await asyncio.sleep(3600)
+        try:
+            await _keep_service_certificate(runtime)
+        except Exception:
+            logger.exception("checking the service certificate failed; retrying in an hour")
         if runtime.keyring_missing:
             continue
         try:

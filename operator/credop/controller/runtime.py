@@ -38,6 +38,8 @@ class Runtime:
     clock: Clock = utc_now
     random_bytes: RandomBytes = os.urandom
     keyring: Keyring = field(default_factory=Keyring)
+    service_ca: str | None = None
+    """The CA of the service certificate credop keeps itself (``service_tls_secret``), once loaded."""
     keyring_missing: bool = False
     """The keyring Secret is gone while credentials exist: no minting or rotating until it is restored."""
     reconcilers: dict[str, Reconciler] = field(default_factory=dict)
@@ -53,6 +55,10 @@ class Runtime:
 
     def now(self) -> datetime.datetime:
         return self.clock()
+
+    def token_ca(self) -> str | None:
+        """The credential service's CA for clients (``tokenCA``): the one credop keeps, else the mounted file."""
+        return self.service_ca or self.config.service_ca()
 
     async def _fire(self, ref: ObjectRef, lateness: float) -> None:
         self.metrics.lateness.observe(lateness)

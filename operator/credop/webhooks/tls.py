@@ -14,15 +14,13 @@ import logging
 import tempfile
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
 
-from credop import names
-from credop.kube.client import ConflictError, Kube, NotFoundError
-from credop.webhooks.certificates import TlsBundle, new_bundle, renewed
+from credop.domain.certificates import TlsBundle, new_bundle
+from credop.kube.client import Kube, NotFoundError
+from credop.kube.tls_secrets import load_or_issue
 from credop.webhooks.settings import CA_FILE, CERT_FILE, KEY_FILE, WebhookSettings
 
 logger = logging.getLogger(__name__)
-CA_KEY_FILE = "ca.key"
 WEBHOOK_KINDS = ("validating", "mutating")
 
 
@@ -54,7 +52,9 @@ async def certificate_files(
         assert settings.cert_dir is not None
         return mounted_files(settings.cert_dir)
     if settings.tls_secret is not None:
-        bundle = await load_or_issue(kube, namespace, settings.tls_secret, hosts=settings.hosts, now=now)
+        bundle = await load_or_issue(
+            kube, namespace, settings.tls_secret, hosts=settings.hosts, now=now, role="webhook-tls"
+        )
     elif (directory / CERT_FILE).exists():
         return CertificateFiles(cert=directory / CERT_FILE, key=directory / KEY_FILE, ca=directory / CA_FILE)
     else:
@@ -80,61 +80,6 @@ def write_bundle(bundle: TlsBundle, directory: Path) -> CertificateFiles:
             path.touch(mode=0o600)
             path.write_bytes(content)
     return files
-
-
-async def load_or_issue(
-    kube: Kube, namespace: str, name: str, *, hosts: tuple[str, ...], now: datetime.datetime
-) -> TlsBundle:
-    """The bundle in the Secret, renewed first when it ends soon or misses a host; created when absent."""
-    try:
-        secret = await kube.read_secret(namespace, name)
-    except NotFoundError:
-        return await _create(kube, namespace, name, new_bundle(hosts, now=now))
-    current = bundle_of(secret)
-    fresh = renewed(current, hosts, now=now)
-    if fresh is None and current is not None:
-        return current
-    assert fresh is not None
-    body = secret_body(namespace, name, fresh)
-    body["metadata"]["resourceVersion"] = secret["metadata"]["resourceVersion"]
-    try:
-        await kube.replace_secret(namespace, name, body)
-    except ConflictError:
-        return bundle_of(await kube.read_secret(namespace, name)) or fresh
-    logger.info("renewed the webhook certificate in Secret %s/%s", namespace, name)
-    return fresh
-
-
-async def _create(kube: Kube, namespace: str, name: str, bundle: TlsBundle) -> TlsBundle:
-    try:
-        await kube.create_secret(namespace, secret_body(namespace, name, bundle))
-    except ConflictError:
-        return bundle_of(await kube.read_secret(namespace, name)) or bundle
-    logger.info("created the webhook certificate in Secret %s/%s", namespace, name)
-    return bundle
-
-
-def secret_body(namespace: str, name: str, bundle: TlsBundle) -> dict[str, Any]:
-    files = {CA_FILE: bundle.ca_cert, CA_KEY_FILE: bundle.ca_key, CERT_FILE: bundle.cert, KEY_FILE: bundle.key}
-    return {
-        "metadata": {
-            "name": name,
-            "namespace": namespace,
-            "labels": {names.MANAGED_BY: names.MANAGED_BY_VALUE, "credop.dev/role": "webhook-tls"},
-        },
-        "type": "kubernetes.io/tls",
-        "data": {key: base64.b64encode(value).decode() for key, value in files.items()},
-    }
-
-
-def bundle_of(secret: dict[str, Any]) -> TlsBundle | None:
-    data = secret.get("data") or {}
-    if not all(data.get(key) for key in (CA_FILE, CA_KEY_FILE, CERT_FILE, KEY_FILE)):
-        return None
-    decoded = {key: base64.b64decode(data[key]) for key in (CA_FILE, CA_KEY_FILE, CERT_FILE, KEY_FILE)}
-    return TlsBundle(
-        ca_cert=decoded[CA_FILE], ca_key=decoded[CA_KEY_FILE], cert=decoded[CERT_FILE], key=decoded[KEY_FILE]
-    )
 
 
 async def inject_ca_bundle(kube: Kube, configuration: str, ca_cert: bytes) -> None:

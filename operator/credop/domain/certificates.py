@@ -1,4 +1,4 @@
-"""A CA and a serving certificate for the webhook server, made with ``cryptography`` (ECDSA P-256).
+"""A CA and a serving certificate (the webhook server's, the credential service's), made with ``cryptography`` (ECDSA P-256).
 
 The CA lives ten years and signs a serving certificate that lives one; the
 serving certificate is renewed (by the same CA) a month before it ends or when
@@ -22,6 +22,7 @@ SERVING_LIFETIME = datetime.timedelta(days=365)
 RENEW_BEFORE = datetime.timedelta(days=30)
 BACKDATE = datetime.timedelta(hours=1)
 CA_NAME = "credop-webhook-ca"
+"""The CA's common name unless another is given (the webhook's, for what earlier versions made)."""
 
 
 @dataclass(frozen=True)
@@ -34,15 +35,15 @@ class TlsBundle:
     key: bytes
 
 
-def new_bundle(hosts: Iterable[str], *, now: datetime.datetime) -> TlsBundle:
+def new_bundle(hosts: Iterable[str], *, now: datetime.datetime, ca_name: str = CA_NAME) -> TlsBundle:
     """A new CA and a serving certificate for ``hosts`` (DNS names or IP addresses)."""
-    ca_cert, ca_key = new_authority(now=now)
+    ca_cert, ca_key = new_authority(now=now, ca_name=ca_name)
     return issue_serving(ca_cert, ca_key, hosts, now=now)
 
 
-def new_authority(*, now: datetime.datetime) -> tuple[bytes, bytes]:
+def new_authority(*, now: datetime.datetime, ca_name: str = CA_NAME) -> tuple[bytes, bytes]:
     key = ec.generate_private_key(ec.SECP256R1())
-    name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, CA_NAME)])
+    name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, ca_name)])
     certificate = (
         _builder(name, name, key.public_key(), now=now, lifetime=CA_LIFETIME)
         .add_extension(x509.BasicConstraints(ca=True, path_length=0), critical=True)
@@ -71,11 +72,13 @@ def issue_serving(ca_cert: bytes, ca_key: bytes, hosts: Iterable[str], *, now: d
     return TlsBundle(ca_cert=ca_cert, ca_key=ca_key, cert=_certificate_pem(certificate), key=_key_pem(key))
 
 
-def renewed(bundle: TlsBundle | None, hosts: Iterable[str], *, now: datetime.datetime) -> TlsBundle | None:
+def renewed(
+    bundle: TlsBundle | None, hosts: Iterable[str], *, now: datetime.datetime, ca_name: str = CA_NAME
+) -> TlsBundle | None:
     """A renewed bundle when ``bundle`` is missing, ends within a month or does not cover ``hosts``; else None."""
     hosts = list(hosts)
     if bundle is None or _ends_soon(bundle.ca_cert, now, margin=SERVING_LIFETIME + RENEW_BEFORE):
-        return new_bundle(hosts, now=now)
+        return new_bundle(hosts, now=now, ca_name=ca_name)
     if _ends_soon(bundle.cert, now, margin=RENEW_BEFORE) or not covers(bundle.cert, hosts):
         return issue_serving(bundle.ca_cert, bundle.ca_key, hosts, now=now)
     return None
