@@ -233,24 +233,12 @@ class Node:
         return node
 
     def _link(self) -> None:
+        """The veth pair (the node's end is its eth0) and the host's route to the node's pods."""
         net = self.network
-        run = _run
-        run(
-            "ip",
-            "link",
-            "add",
-            net.host_link,
-            "type",
-            "veth",
-            "peer",
-            "name",
-            "eth0",
-            "netns",
-            f"/proc/{self.pid}/ns/net",
-        )
-        run("ip", "addr", "add", f"{net.host_ip}/30", "dev", net.host_link)
-        run("ip", "link", "set", net.host_link, "up")
-        run("ip", "route", "add", net.pod_cidr, "via", net.node_ip, "dev", net.host_link)
+        _run(*f"ip link add {net.host_link} type veth peer name eth0 netns /proc/{self.pid}/ns/net".split())
+        _run(*f"ip addr add {net.host_ip}/30 dev {net.host_link}".split())
+        _run(*f"ip link set {net.host_link} up".split())
+        _run(*f"ip route add {net.pod_cidr} via {net.node_ip} dev {net.host_link}".split())
 
     def nsenter(self, *, pid_namespace: bool = True) -> list[str]:
         """The command prefix that runs a program inside the node."""
