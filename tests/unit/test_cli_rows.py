@@ -119,3 +119,35 @@ def test_all_namespaces_table_starts_with_the_namespace() -> None:
     header, line = text.splitlines()
     assert header.split()[:3] == ["NAMESPACE", "KIND", "NAME"]
     assert line.split()[:3] == ["team-a", "ServiceAccountKey", "ci"]
+
+
+def test_search_matches_name_id_service_account_and_creator_in_any_case() -> None:
+    row = row_of(
+        key(
+            "deploy",
+            spec={"serviceAccount": "CI-Bot", "roles": [{"name": "GlobalViewer"}]},
+            accessKeyId="crak_XYZ",
+            createdBy="alice@example.com",
+        )
+    )
+    for text in ("deploy", "crak_xyz", "ci-bot", "ALICE", "example.com"):
+        assert row.matches(text), text
+    assert not row.matches("bob")
+    assert not row_of(client("c", clientId="billing")).matches("crak")
+
+
+def test_the_wide_table_adds_service_account_roles_creator_and_last_update() -> None:
+    ready = {"type": "Ready", "status": "True", "lastTransitionTime": "2026-03-01T11:30:00Z"}
+    row = row_of(
+        key(
+            "deploy",
+            spec={"roles": [{"name": "GlobalViewer"}, {"name": "Auditor"}]},
+            createdBy="alice",
+            conditions=[ready],
+        )
+    )
+    table = credential_table([row], all_namespaces=False, now=NOW, wide=True)
+    header, line = table.splitlines()[:2]
+    assert header.split()[-4:] == ["SERVICE-ACCOUNT", "ROLES", "CREATED-BY", "LAST-UPDATED"]
+    assert line.split()[-4:] == ["bot", "GlobalViewer,Auditor", "alice", "30m"]
+    assert row.as_dict(now=NOW)["roles"] == ["GlobalViewer", "Auditor"]

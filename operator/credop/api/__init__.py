@@ -36,6 +36,8 @@ class Kind:
     spec: type[BaseModel]
     status: type[BaseModel]
     columns: tuple[PrinterColumn, ...]
+    selectable_fields: tuple[str, ...] = ()
+    """Spec fields ``kubectl get --field-selector`` can filter on (CRD selectableFields)."""
 
     @property
     def singular(self) -> str:
@@ -43,6 +45,14 @@ class Kind:
 
 
 AGE = PrinterColumn("Age", ".metadata.creationTimestamp", "date")
+CREATED_BY = PrinterColumn("Created-By", ".status.createdBy", description="Who created it", priority=1)
+LAST_UPDATED = PrinterColumn(
+    "Last-Updated",
+    '.status.conditions[?(@.type=="Ready")].lastTransitionTime',
+    "date",
+    description="When it last changed state",
+    priority=1,
+)
 
 SERVICE_ACCOUNT_KEY = Kind(
     kind="ServiceAccountKey",
@@ -58,9 +68,13 @@ SERVICE_ACCOUNT_KEY = Kind(
         PrinterColumn("Last-Used", ".status.lastUsedAt", "date"),
         AGE,
         PrinterColumn("Service-Account", ".spec.serviceAccount", priority=1),
+        PrinterColumn("Roles", ".spec.roles[*].name", description="The roles the key carries", priority=1),
+        CREATED_BY,
+        LAST_UPDATED,
         PrinterColumn("Reason", ".status.reason", priority=1),
         PrinterColumn("Rotation-Due", ".status.rotationDueAt", priority=1),
     ),
+    selectable_fields=(".spec.serviceAccount",),
 )
 API_CLIENT = Kind(
     kind="ApiClient",
@@ -76,8 +90,11 @@ API_CLIENT = Kind(
         PrinterColumn("Phase", ".status.phase"),
         PrinterColumn("Last-Used", ".status.lastUsedAt", "date"),
         AGE,
+        CREATED_BY,
+        LAST_UPDATED,
         PrinterColumn("Reason", ".status.reason", priority=1),
     ),
+    selectable_fields=(".spec.clientId",),
 )
 KEY_POLICY = Kind(
     kind="KeyPolicy",

@@ -56,6 +56,11 @@ def crd_for(kind: Kind) -> dict[str, Any]:
                     "storage": True,
                     "subresources": {"status": {}},
                     "additionalPrinterColumns": [_column(column) for column in kind.columns],
+                    **(
+                        {"selectableFields": [{"jsonPath": path} for path in kind.selectable_fields]}
+                        if kind.selectable_fields
+                        else {}
+                    ),
                     "schema": {
                         "openAPIV3Schema": {
                             "type": "object",

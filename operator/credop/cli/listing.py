@@ -27,6 +27,7 @@ def register(commands: Subcommands, parents: list[argparse.ArgumentParser]) -> N
         "policy compliance (expiring-soon, rotation-due, unused, secret-missing, from status.conditions).",
     )
     _add_selection(status)
+    status.add_argument("-o", "--output", choices=("table", "wide"), default="table", help="wide: more columns")
     status.set_defaults(run=run_status)
     report = commands.add_parser(
         "report",
@@ -42,21 +43,28 @@ def register(commands: Subcommands, parents: list[argparse.ArgumentParser]) -> N
 def _add_selection(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("selection", nargs="?", help="only this kind (sak, apic) or one credential (KIND/NAME)")
     parser.add_argument("-A", "--all-namespaces", action="store_true", help="credentials in every namespace")
+    parser.add_argument(
+        "--search", metavar="TEXT", help="only credentials whose name, ID, service account or creator contains TEXT"
+    )
 
 
 def run_status(args: argparse.Namespace) -> int:
     with connect(args) as session:
-        rows = credential_rows(session, args.selection, all_namespaces=args.all_namespaces)
+        rows = _searched(credential_rows(session, args.selection, all_namespaces=args.all_namespaces), args.search)
     if not rows:
         print(_nothing_found(session, all_namespaces=args.all_namespaces), file=sys.stderr)
         return 0
-    print(credential_table(rows, all_namespaces=args.all_namespaces, now=_now()))
+    print(credential_table(rows, all_namespaces=args.all_namespaces, now=_now(), wide=args.output == "wide"))
     return 0
+
+
+def _searched(rows: list[CredentialRow], text: str | None) -> list[CredentialRow]:
+    return [row for row in rows if row.matches(text)] if text else rows
 
 
 def run_report(args: argparse.Namespace) -> int:
     with connect(args) as session:
-        rows = credential_rows(session, args.selection, all_namespaces=args.all_namespaces)
+        rows = _searched(credential_rows(session, args.selection, all_namespaces=args.all_namespaces), args.search)
         policies = session.list(KEY_POLICY, all_namespaces=args.all_namespaces) if rows else []
     summary, now = summarize(rows, policy_limits(policies)), _now()
     if args.output != output.TABLE:

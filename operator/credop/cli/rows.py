@@ -41,6 +41,11 @@ class CredentialRow:
     compliance: tuple[str, ...] | None
     """The policy problems from status.conditions; ``None`` before credop reported any condition."""
     policy: str
+    service_account: str | None = None
+    roles: tuple[str, ...] = ()
+    created_by: str | None = None
+    last_updated: str | None = None
+    """When it last changed state (its Ready condition's last transition)."""
 
     @property
     def compliance_text(self) -> str:
@@ -62,6 +67,22 @@ class CredentialRow:
             self.compliance_text,
         ]
 
+    def wide_cells(self, *, now: datetime.datetime) -> list[str]:
+        """The cells plus SERVICE-ACCOUNT, ROLES, CREATED-BY, LAST-UPDATED."""
+        return [
+            *self.cells(now=now),
+            self.service_account or UNKNOWN,
+            ",".join(self.roles) or UNKNOWN,
+            self.created_by or UNKNOWN,
+            times.age(self.last_updated, now=now) if self.last_updated else UNKNOWN,
+        ]
+
+    def matches(self, text: str) -> bool:
+        """Whether ``text`` is part of its name, ID, service account or creator (any case)."""
+        wanted = text.lower()
+        fields = (self.name, self.identifier, self.service_account, self.created_by)
+        return any(wanted in field.lower() for field in fields if field)
+
     def as_dict(self, *, now: datetime.datetime) -> dict[str, Any]:
         """The row for ``-o json|yaml``: raw timestamps next to their human spelling."""
         return {
@@ -79,10 +100,15 @@ class CredentialRow:
             "lastUsedAt": self.last_used_at,
             "lastUsed": times.last_use(self.last_used_at, now=now),
             "compliance": list(self.compliance) if self.compliance is not None else None,
+            "serviceAccount": self.service_account,
+            "roles": list(self.roles),
+            "createdBy": self.created_by,
+            "lastUpdated": self.last_updated,
         }
 
 
 HEADERS = ("KIND", "NAME", "ID", "PHASE", "REASON", "AGE", "EXPIRES", "LAST-USED", "COMPLIANCE")
+WIDE_HEADERS = (*HEADERS, "SERVICE-ACCOUNT", "ROLES", "CREATED-BY", "LAST-UPDATED")
 
 
 def row_of(body: Body) -> CredentialRow:
@@ -103,7 +129,15 @@ def row_of(body: Body) -> CredentialRow:
         last_used_at=status.get("lastUsedAt"),
         compliance=compliance_of(status.get("conditions")),
         policy=status.get("policy") or spec.get("policyName") or "default",
+        service_account=spec.get("serviceAccount"),
+        roles=tuple(str(role.get("name")) for role in spec.get("roles") or () if isinstance(role, Mapping)),
+        created_by=status.get("createdBy") or (meta.get("annotations") or {}).get("credop.dev/created-by"),
+        last_updated=_ready_since(status.get("conditions")),
     )
+
+
+def _ready_since(conditions: Sequence[Body] | None) -> str | None:
+    return next((str(c.get("lastTransitionTime")) for c in conditions or () if c.get("type") == "Ready"), None)
 
 
 def compliance_of(conditions: Sequence[Body] | None) -> tuple[str, ...] | None:
@@ -120,8 +154,14 @@ def sorted_rows(rows: Sequence[CredentialRow]) -> list[CredentialRow]:
     return sorted(rows, key=lambda row: (row.namespace, kind_order.get(row.kind, 2), row.name))
 
 
-def credential_table(rows: Sequence[CredentialRow], *, all_namespaces: bool, now: datetime.datetime) -> str:
-    """The status table; with a NAMESPACE column first when listing every namespace."""
+def credential_table(
+    rows: Sequence[CredentialRow], *, all_namespaces: bool, now: datetime.datetime, wide: bool = False
+) -> str:
+    """The status table; with a NAMESPACE column first when listing every namespace, more columns when wide."""
+    headers = WIDE_HEADERS if wide else HEADERS
+    cells = [row.wide_cells(now=now) if wide else row.cells(now=now) for row in rows]
     if all_namespaces:
-        return render_table(("NAMESPACE", *HEADERS), [[row.namespace, *row.cells(now=now)] for row in rows])
-    return render_table(HEADERS, [row.cells(now=now) for row in rows])
+        return render_table(
+            ("NAMESPACE", *headers), [[row.namespace, *row_cells] for row, row_cells in zip(rows, cells, strict=True)]
+        )
+    return render_table(headers, cells)
