@@ -417,6 +417,7 @@ async def test_the_openapi_document_lists_every_endpoint(http: Http) -> None:
         "/oauth2/revoke",
         "/.well-known/jwks.json",
         "/.well-known/key-jwks.json",
+        "/v1/authorize",
         "/.well-known/oauth-authorization-server",
         "/v1/verify",
         "/healthz",

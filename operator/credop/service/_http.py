@@ -16,6 +16,7 @@ from collections.abc import Awaitable, Callable, Mapping
 from typing import Any
 
 from aiohttp import web
+from multidict import CIMultiDict
 from prometheus_client import CONTENT_TYPE_LATEST
 
 from credop.domain.conditions import timestamp
@@ -28,6 +29,9 @@ from credop.domain.tokens import (
     token_is_current,
 )
 from credop.service._addresses import client_address, trusted_networks
+from credop.service._authorize import METHODS as AUTHORIZED_METHODS
+from credop.service._authorize import PREFIX as AUTHORIZE_PREFIX
+from credop.service._authorize import authorize
 from credop.service._jwt import NoSigningKeyError
 from credop.service._oauth import OAuthError, Presented, grant_type_of, parse_form, presented_client, token_of
 from credop.service._openapi import openapi_document
@@ -42,23 +46,42 @@ NO_STORE = {"Cache-Control": "no-store", "Pragma": "no-cache"}
 INTROSPECTED_CLAIMS = ("exp", "iat", "nbf", "sub", "aud", "iss", "jti", "client_id", "tenant")
 VERIFY_FIELDS = {"token", "accessKeyId", "secretKey", "clientId", "clientSecret", "method"}
 JSON_MEDIA_TYPE = "application/json"
+_ENCODER = json.JSONEncoder(separators=(",", ":"))
+_JSON_HEADERS: CIMultiDict[str] = CIMultiDict({"Content-Type": JSON_MEDIA_TYPE})
+_JSON_NO_STORE_HEADERS: CIMultiDict[str] = CIMultiDict({"Content-Type": JSON_MEDIA_TYPE, **NO_STORE})
 
 
 def json_response(body: Any, *, status: int = 200, headers: Mapping[str, str] | None = None) -> web.Response:
-    return web.Response(
-        body=json.dumps(body, separators=(",", ":")).encode(),
-        status=status,
-        content_type=JSON_MEDIA_TYPE,
-        headers=headers,
-    )
+    """Compact JSON; the usual header sets are prebuilt (aiohttp copies them into each answer)."""
+    if headers is None:
+        all_headers = _JSON_HEADERS
+    elif headers is NO_STORE:
+        all_headers = _JSON_NO_STORE_HEADERS
+    else:
+        all_headers = CIMultiDict(headers)
+        all_headers["Content-Type"] = JSON_MEDIA_TYPE
+    return web.Response(body=_ENCODER.encode(body).encode(), status=status, headers=all_headers)
 
 
 class Endpoints:
     def __init__(self, state: ServiceState) -> None:
         self.state = state
         self._trusted = trusted_networks(state.settings.trusted_proxies)
+        metrics = state.metrics
+        self._issued = {kind: metrics.tokens_issued.labels(kind) for kind in (API_CLIENT, SERVICE_ACCOUNT_KEY)}
+        self._results = {
+            (endpoint, result): metrics.verifications.labels(endpoint, result)
+            for endpoint, result in (
+                ("introspect", "active"),
+                ("introspect", "inactive"),
+                ("verify", "valid"),
+                ("verify", "invalid"),
+            )
+        }
 
     def remote_of(self, request: web.Request) -> str:
+        if not self._trusted:
+            return request.remote or "unknown"
         return client_address(request.remote, request.headers.get("X-Forwarded-For"), trusted=self._trusted)
 
     # OAuth 2.0 ----------------------------------------------------------------------------
@@ -75,7 +98,7 @@ class Endpoints:
         if scopes is None:
             raise OAuthError("invalid_scope", "the requested scope exceeds what the client is allowed")
         issued = state.tokens.issue(credential, scopes, now=now)
-        state.metrics.tokens_issued.labels(credential.kind).inc()
+        self._issued[credential.kind].inc()
         answer = {
             "access_token": issued.token,
             "token_type": "Bearer",
@@ -92,9 +115,9 @@ class Endpoints:
         caller = await state.authenticator.authenticate(presented, remote=self.remote_of(request), now=now)
         active = state.tokens.active(token_of(form), now=now)
         if active is None or active.credential.namespace != caller.namespace:
-            state.metrics.verifications.labels("introspect", "inactive").inc()
+            self._results["introspect", "inactive"].inc()
             return json_response({"active": False}, headers=NO_STORE)
-        state.metrics.verifications.labels("introspect", "active").inc()
+        self._results["introspect", "active"].inc()
         answer: dict[str, Any] = {"active": True, "scope": " ".join(active.scopes), "token_type": "Bearer"}
         answer.update({claim: active.claims[claim] for claim in INTROSPECTED_CLAIMS if claim in active.claims})
         return json_response(answer, headers=NO_STORE)
@@ -201,7 +224,7 @@ class Endpoints:
             answer = await self._verify_secret(_presented_pair(request_body), remote=self.remote_of(request))
         if answer.get("valid") and method is not None:
             answer["methodAllowed"] = method.upper() in answer["allowedMethods"]
-        self.state.metrics.verifications.labels("verify", "valid" if answer["valid"] else "invalid").inc()
+        self._results["verify", "valid" if answer["valid"] else "invalid"].inc()
         return json_response(answer, headers=NO_STORE)
 
     async def _verify_token(self, token: str, *, remote: str) -> dict[str, Any]:
@@ -326,6 +349,13 @@ def guarded(state: ServiceState, name: str, handler: Handler) -> Handler:
     return answer
 
 
+def _forward_auth(state: ServiceState) -> Handler:
+    async def handler(request: web.Request) -> web.StreamResponse:
+        return authorize(state, request)
+
+    return handler
+
+
 def build_metrics_app(state: ServiceState) -> web.Application:
     """/metrics alone, for a port of its own."""
     app = web.Application()
@@ -350,6 +380,10 @@ def build_app(state: ServiceState, *, metrics: bool = True) -> web.Application:
         ("GET", "/metrics", "metrics", endpoints.metrics),
         ("GET", "/openapi.json", "openapi", endpoints.openapi),
     ]
+    authorize = guarded(state, "authorize", _forward_auth(state))
+    for verb in AUTHORIZED_METHODS:  # Envoy's ext_authz asks with the original method and path
+        app.router.add_route(verb, AUTHORIZE_PREFIX, authorize)
+        app.router.add_route(verb, AUTHORIZE_PREFIX + "/{tail:.*}", authorize)
     for method, path, name, handler in routes:
         if name != "metrics" or metrics:
             app.router.add_route(method, path, guarded(state, name, handler))

@@ -291,6 +291,23 @@ def _paths() -> dict[str, Any]:
                 "responses": {"200": _json("Metadata", "ServerMetadata")},
             }
         },
+        "/v1/authorize": {
+            method: {
+                "summary": "Forward authentication for an ingress: may this bearer token make this request?",
+                "description": "For ingress-nginx auth-url, Traefik ForwardAuth and Envoy ext_authz (HTTP). The "
+                "original method comes from X-Original-Method or X-Forwarded-Method (else this request's own).",
+                "parameters": [
+                    {"name": "X-Original-Method", "in": "header", "required": False, "schema": {"type": "string"}},
+                    {"name": "X-Forwarded-Method", "in": "header", "required": False, "schema": {"type": "string"}},
+                ],
+                "responses": {
+                    "200": {"description": "Allowed; X-Credop-Subject, -Client-Id, -Tenant, -Scope, -Roles name who"},
+                    "401": {"description": "No active credop access token"},
+                    "403": {"description": "The token's scope does not allow the original method"},
+                },
+            }
+            for method in ("get", "head", "options", "post", "put", "patch", "delete")
+        },
         "/v1/verify": {
             "post": {
                 "summary": "Is this access key + secret, client + secret, or token valid now, and what may it do?",
