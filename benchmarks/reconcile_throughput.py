@@ -57,7 +57,13 @@ async def credop_run(kube: Kube, kubeconfig: Path, namespace: str, count: int, c
     watcher = threading.Thread(target=count_active, args=(kubeconfig, namespace, count, done), daemon=True)
     watcher.start()
     started = time.perf_counter()
-    await bounded(concurrency, [kube.create_object("serviceaccountkeys", namespace, key_body(f"key-{i:05d}", namespace)) for i in range(count)])
+    await bounded(
+        concurrency,
+        [
+            kube.create_object("serviceaccountkeys", namespace, key_body(f"key-{i:05d}", namespace))
+            for i in range(count)
+        ],
+    )
     await asyncio.get_running_loop().run_in_executor(None, done.wait)
     return time.perf_counter() - started
 
@@ -66,7 +72,14 @@ def count_active(kubeconfig: Path, namespace: str, count: int, done: threading.E
     api = kubernetes.client.CustomObjectsApi(kubernetes.client.ApiClient(load_configuration(kubeconfig)))
     active: set[str] = set()
     stream = kubernetes.watch.Watch()
-    for event in stream.stream(api.list_namespaced_custom_object, "credop.dev", "v1alpha1", namespace, "serviceaccountkeys", timeout_seconds=600):
+    for event in stream.stream(
+        api.list_namespaced_custom_object,
+        "credop.dev",
+        "v1alpha1",
+        namespace,
+        "serviceaccountkeys",
+        timeout_seconds=600,
+    ):
         item = event["object"]
         if (item.get("status") or {}).get("phase") == "Active":
             active.add(item["metadata"]["name"])
@@ -123,7 +136,9 @@ def main() -> None:
     parser.add_argument("--concurrency", type=int, default=32)
     args = parser.parse_args()
     with control_plane() as kubeconfig:
-        floor_seconds, credop_seconds, floor_cpu, credop_cpu = asyncio.run(measure(kubeconfig, args.count, args.concurrency))
+        floor_seconds, credop_seconds, floor_cpu, credop_cpu = asyncio.run(
+            measure(kubeconfig, args.count, args.concurrency)
+        )
     print(f"reconcile throughput, {args.count} ServiceAccountKeys, client concurrency {args.concurrency}")
     print(
         f"  floor (plain client: create key + Secret + status): {floor_seconds:7.2f} s  {args.count / floor_seconds:7.1f}/s"

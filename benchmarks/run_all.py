@@ -33,7 +33,9 @@ QUICK = {
 
 def run(name: str, args: list[str]) -> tuple[str, float, int]:
     started = time.monotonic()
-    result = subprocess.run([sys.executable, "-m", f"benchmarks.{name}", *args], cwd=REPO, capture_output=True, text=True)
+    result = subprocess.run(
+        [sys.executable, "-m", f"benchmarks.{name}", *args], cwd=REPO, capture_output=True, text=True
+    )
     output = result.stdout + (f"\n[exit {result.returncode}]\n{result.stderr[-3000:]}" if result.returncode else "")
     (RESULTS / f"{name}.txt").write_text(output)
     return output, time.monotonic() - started, result.returncode

@@ -45,7 +45,13 @@ class ScalePoint:
 
 async def populate(kube: Kube, namespace: str, start: int, stop: int) -> None:
     """Create keys start..stop-1 and wait until the operator has minted them all."""
-    await bounded(32, [kube.create_object("serviceaccountkeys", namespace, key_body(f"k{i:05d}", namespace)) for i in range(start, stop)])
+    await bounded(
+        32,
+        [
+            kube.create_object("serviceaccountkeys", namespace, key_body(f"k{i:05d}", namespace))
+            for i in range(start, stop)
+        ],
+    )
     while True:
         items = await kube.list_objects("serviceaccountkeys", namespace)
         if sum(1 for item in items if (item.get("status") or {}).get("phase") == "Active") >= stop:
@@ -78,12 +84,22 @@ def count_writes_in_background(kubeconfig: Path, namespace: str, seconds: float)
     seen = {"count": 0}
 
     def watch(list_call, *args) -> None:  # type: ignore[no-untyped-def]
-        version = list_call(*args, limit=1)["metadata"]["resourceVersion"] if list_call == custom.list_namespaced_custom_object else list_call(*args, limit=1).metadata.resource_version
-        for _event in kubernetes.watch.Watch().stream(list_call, *args, resource_version=version, timeout_seconds=int(seconds)):
+        version = (
+            list_call(*args, limit=1)["metadata"]["resourceVersion"]
+            if list_call == custom.list_namespaced_custom_object
+            else list_call(*args, limit=1).metadata.resource_version
+        )
+        for _event in kubernetes.watch.Watch().stream(
+            list_call, *args, resource_version=version, timeout_seconds=int(seconds)
+        ):
             seen["count"] += 1
 
     threads = [
-        threading.Thread(target=watch, args=(custom.list_namespaced_custom_object, "credop.dev", "v1alpha1", namespace, "serviceaccountkeys"), daemon=True),
+        threading.Thread(
+            target=watch,
+            args=(custom.list_namespaced_custom_object, "credop.dev", "v1alpha1", namespace, "serviceaccountkeys"),
+            daemon=True,
+        ),
         threading.Thread(target=watch, args=(core.list_namespaced_secret, namespace), daemon=True),
     ]
     for thread in threads:
@@ -101,10 +117,17 @@ async def deadline_load(kube: Kube, kubeconfig: Path, count: int) -> str:
     """Keys whose expiry notice (after 15 s) and expiry (after 25 s) fall due during the measurement."""
     namespace = f"bench-deadlines-{uuid.uuid4().hex[:5]}"
     kubectl(kubeconfig, "create", "namespace", namespace)
-    policy = {"apiVersion": "credop.dev/v1alpha1", "kind": "KeyPolicy", "metadata": {"name": "default", "namespace": namespace}, "spec": {"defaultExpiry": "25s", "expiryNotifyBefore": "10s"}}
+    policy = {
+        "apiVersion": "credop.dev/v1alpha1",
+        "kind": "KeyPolicy",
+        "metadata": {"name": "default", "namespace": namespace},
+        "spec": {"defaultExpiry": "25s", "expiryNotifyBefore": "10s"},
+    }
     await kube.create_object("keypolicies", namespace, policy)
     await asyncio.sleep(1)
-    await bounded(8, [kube.create_object("serviceaccountkeys", namespace, key_body(f"d{i:04d}", namespace)) for i in range(count)])
+    await bounded(
+        8, [kube.create_object("serviceaccountkeys", namespace, key_body(f"d{i:04d}", namespace)) for i in range(count)]
+    )
     return namespace
 
 

@@ -6,6 +6,14 @@ the JWKS always covers every live token across a rotation. A presented token
 must name a published key, use that key's own algorithm from the allow-list
 (never ``none``, never HS256 with a public key) and carry the expected
 ``typ``; claims are checked by :mod:`credop.domain.tokens` with ``now`` given.
+
+Signing assembles the compact JWS itself (RFC 7515 §7.1): the header segment
+is encoded once per key and type, the payload is compact JSON, and the
+signature is the key's ECDSA signature as R || S (RFC 7518 §3.4). pyjwt's
+``encode`` re-validated and re-serialised the header and claims on every
+call, which cost as much as the signature; pyjwt still checks every presented
+token (:meth:`TokenKeys.read`), so whatever is issued is read back by the
+library the verifiers use (a unit test checks it).
 """
 
 from __future__ import annotations
@@ -19,12 +27,18 @@ from dataclasses import dataclass
 from typing import Any
 
 import jwt
+from cryptography.hazmat.primitives import hashes
 from cryptography.hazmat.primitives.asymmetric import ec
+from cryptography.hazmat.primitives.asymmetric.utils import decode_dss_signature
 
 from credop.domain.keyring import Keyring
 from credop.domain.signing import KeysetSchedule, SigningKey, signing_key
 from credop.domain.tokens import ALLOWED_ALGORITHMS
 
+_ECDSA_SHA256 = ec.ECDSA(hashes.SHA256())
+_COMPACT_JSON = json.JSONEncoder(separators=(",", ":"), ensure_ascii=True, allow_nan=False)
+_DAWN = datetime.datetime.min.replace(tzinfo=datetime.UTC)
+_DUSK = datetime.datetime.max.replace(tzinfo=datetime.UTC)
 _RELAXED = {
     "verify_signature": True,
     "verify_exp": False,
@@ -53,6 +67,17 @@ class _LoadedKey:
     private: ec.EllipticCurvePrivateKey
     public: ec.EllipticCurvePublicKey
     jwk: Mapping[str, Any]
+
+
+def b64url(data: bytes) -> bytes:
+    """base64url without padding (RFC 7515 §2)."""
+    return base64.urlsafe_b64encode(data).rstrip(b"=")
+
+
+def _es256_signature(private: ec.EllipticCurvePrivateKey, signing_input: bytes) -> bytes:
+    """The JWS signature: ECDSA P-256 SHA-256 as R || S, 32 bytes each (RFC 7518 §3.4)."""
+    r, s = decode_dss_signature(private.sign(signing_input, _ECDSA_SHA256))
+    return r.to_bytes(32, "big") + s.to_bytes(32, "big")
 
 
 def unverified_part(token: str, index: int) -> dict[str, Any] | None:
@@ -86,6 +111,10 @@ class TokenKeys:
         self.audience = audience
         self.schedule = schedule
         self._loaded: dict[str, _LoadedKey] = {}
+        self._signer: tuple[_LoadedKey, datetime.datetime, datetime.datetime] | None = None
+        """The key that signs, and the span [since, until) it is the one for (between two keys ripening)."""
+        self._headers: dict[tuple[str, str], bytes] = {}
+        """Encoded JOSE header segments by (kid, typ)."""
 
     @property
     def loaded(self) -> bool:
@@ -101,6 +130,8 @@ class TokenKeys:
             private = key.private_key()
             loaded[key.kid] = _LoadedKey(key, private, private.public_key(), key.public_jwk())
         self._loaded = loaded
+        self._signer = None
+        self._headers = {}
 
     def published_kids(self, *, now: datetime.datetime) -> set[str]:
         """Every key in credop's keyring: the operator adds keys ahead of use and retires them after
@@ -113,11 +144,33 @@ class TokenKeys:
         return {"keys": [dict(self._loaded[kid].jwk) for kid in sorted(kids)]}
 
     def sign(self, claims: Mapping[str, Any], *, now: datetime.datetime, typ: str) -> str:
+        """A compact JWS of ``claims`` with the key that signs now."""
+        loaded = self._signing_key(now)
+        kid, algorithm = loaded.key.kid, loaded.key.algorithm
+        if algorithm != "ES256":
+            return jwt.encode(dict(claims), loaded.private, algorithm=algorithm, headers={"kid": kid, "typ": typ})
+        header = self._headers.get((kid, typ))
+        if header is None:
+            header = self._headers[(kid, typ)] = b64url(
+                _COMPACT_JSON.encode({"alg": algorithm, "kid": kid, "typ": typ}).encode()
+            )
+        signing_input = header + b"." + b64url(_COMPACT_JSON.encode(claims).encode())
+        return (signing_input + b"." + b64url(_es256_signature(loaded.private, signing_input))).decode("ascii")
+
+    def _signing_key(self, now: datetime.datetime) -> _LoadedKey:
+        """:func:`signing_key` of the loaded keys; chosen again only when ``now`` leaves the span it holds for."""
+        cached = self._signer
+        if cached is not None and cached[1] <= now < cached[2]:
+            return cached[0]
         if not self._loaded:
             raise NoSigningKeyError("no signing key loaded")
-        key = signing_key([loaded.key for loaded in self._loaded.values()], now=now, schedule=self.schedule)
-        loaded = self._loaded[key.kid]
-        return jwt.encode(dict(claims), loaded.private, algorithm=key.algorithm, headers={"kid": key.kid, "typ": typ})
+        keys = [loaded.key for loaded in self._loaded.values()]
+        chosen = self._loaded[signing_key(keys, now=now, schedule=self.schedule).kid]
+        ripening = [key.created_at + self.schedule.publish_lead for key in keys]
+        since = max((instant for instant in ripening if instant <= now), default=_DAWN)
+        until = min((instant for instant in ripening if instant > now), default=_DUSK)
+        self._signer = (chosen, since, until)
+        return chosen
 
     def read(self, token: str, *, now: datetime.datetime, typ: str, audience: str | None = None) -> ReadToken | None:
         """The token's claims if credop signed it with a published key and it is of type ``typ``; else ``None``."""

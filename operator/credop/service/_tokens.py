@@ -10,7 +10,7 @@ it was issued with that the credential still allows.
 from __future__ import annotations
 
 import datetime
-import uuid
+import os
 from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
@@ -51,10 +51,23 @@ class ActiveToken:
     scopes: tuple[str, ...]
 
 
+_TYPES: dict[str, str | None] = {}
+"""``typ`` by header segment: credop's tokens carry a handful of distinct headers (one per key and type)."""
+_MAX_TYPES = 256
+
+
 def presented_type(token: str) -> str | None:
     """The ``typ`` a token says it has (unverified: only to choose how to check it)."""
+    segment = token.partition(".")[0]
+    if segment in _TYPES and token.count(".") == 2:
+        return _TYPES[segment]
     header = unverified_part(token, 0)
-    return media_type(header.get("typ")) if header is not None else None
+    typ = media_type(header.get("typ")) if header is not None else None
+    if header is not None and len(segment) <= 512:
+        if len(_TYPES) >= _MAX_TYPES:
+            _TYPES.clear()
+        _TYPES[segment] = typ
+    return typ
 
 
 def unverified_claims(token: str) -> Mapping[str, Any] | None:
@@ -85,7 +98,7 @@ class AccessTokens:
             scopes=scopes,
             now=now,
             lifetime_seconds=self.view.token_validity(credential, now=now),
-            jti=uuid.uuid4().hex,
+            jti=os.urandom(16).hex(),
             not_before=credential.invalid_before(),
         )
         claims[TOKEN_CLAIM_CREDENTIAL_UID] = credential.uid
