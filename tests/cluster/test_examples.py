@@ -29,7 +29,7 @@ def test_the_accepted_examples(cluster: Cluster, namespace: str) -> None:
     apply_examples(cluster, namespace)
     status = wait_status(cluster, namespace, "ci-uploader", lambda s: s.get("phase") == "Active")
     data = secret_data(cluster, namespace, "ci-uploader")
-    assert data["credentials"] == f"key:{status['accessKeyId']}::{data['secretKey']},tenant id:{namespace}"
+    assert data["credentials"] == f"key:{status['accessKeyId']}::{data['secretKey']},tenant id: {namespace}"
     assert status["policy"] == "default"
     expires = datetime.datetime.fromisoformat(status["expiresAt"].replace("Z", "+00:00"))
     assert datetime.timedelta(days=89) < expires - datetime.datetime.now(datetime.UTC) <= datetime.timedelta(days=90)
