@@ -17,8 +17,8 @@ from credop.kube.client import Kube, load_configuration
 from credop.service._http import build_app, build_metrics_app
 from credop.service._kube import ConfigMapRevocations, StatusUsageWriter
 from credop.service._state import Clock, ServiceSettings, ServiceState
-from credop.service._tls import CertificateFiles, ServingCertificate
 from credop.service._watches import WatchLoop, all_feeds
+from credop.tls import CertificateFiles, ServingCertificate
 
 logger = logging.getLogger("credop.service")
 Flag = asyncio.Event | threading.Event

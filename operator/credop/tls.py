@@ -1,10 +1,10 @@
-"""TLS for the credential service: a serving certificate from files, reloaded when they change.
+"""Serving TLS from certificate files, reloaded when they change (the credential service, the webhooks).
 
-RFC 6749 requires TLS at the token endpoint. The certificate comes from a
-mounted Secret (helm-generated, cert-manager's, or credop's own); when it is
-renewed the kubelet swaps the files, and :meth:`ServingCertificate.reload_if_changed`
-loads them into the same SSL context, so new connections get the new
-certificate without a restart and established ones are not dropped.
+The certificate comes from a mounted Secret (helm-generated, cert-manager's,
+or credop's own); when it is renewed the kubelet swaps the files, and
+:meth:`ServingCertificate.reload_if_changed` loads them into the same SSL
+context, so new connections get the new certificate without a restart and
+established ones are not dropped.
 """
 
 from __future__ import annotations
@@ -15,7 +15,7 @@ import ssl
 from dataclasses import dataclass
 from pathlib import Path
 
-logger = logging.getLogger("credop.service.tls")
+logger = logging.getLogger("credop.tls")
 
 
 @dataclass(frozen=True)
