@@ -127,8 +127,16 @@ async def closed_loop(
     return results, elapsed
 
 
-async def open_loop(host: str, port: int, request: bytes, *, rate: float, seconds: float) -> tuple[Results, float]:
-    idle = await _open(host, port, 64)
+async def open_loop(
+    host: str, port: int, request: bytes, *, rate: float, seconds: float, max_connections: int = 256
+) -> tuple[Results, float]:
+    """Requests start on schedule; each takes an idle connection, or opens one while fewer than
+    ``max_connections`` exist, or waits for one (the wait counts in its latency). A connection the
+    server closes is counted under status 0 and replaced."""
+    idle: asyncio.Queue[Connection] = asyncio.Queue()
+    for connection in await _open(host, port, 64):
+        idle.put_nowait(connection)
+    opened = 64
     results = Results()
     total = int(rate * seconds)
     interval = 1.0 / rate
@@ -136,11 +144,20 @@ async def open_loop(host: str, port: int, request: bytes, *, rate: float, second
     tasks = []
 
     async def one(scheduled: float) -> None:
-        connection = idle.pop() if idle else (await _open(host, port, 1))[0]
-        status = await connection.send(request)
+        nonlocal opened
+        if idle.empty() and opened < max_connections:
+            opened += 1
+            connection = (await _open(host, port, 1))[0]
+        else:
+            connection = await idle.get()
+        try:
+            status = await connection.send(request)
+        except ConnectionError:
+            status = 0
+            connection = (await _open(host, port, 1))[0]
         results.latencies.append(time.perf_counter() - scheduled)
         _count(results, status)
-        idle.append(connection)
+        idle.put_nowait(connection)
 
     for index in range(total):
         scheduled = started + index * interval
@@ -149,7 +166,12 @@ async def open_loop(host: str, port: int, request: bytes, *, rate: float, second
             await asyncio.sleep(delay)
         tasks.append(asyncio.create_task(one(scheduled)))
     await asyncio.gather(*tasks)
-    return results, time.perf_counter() - started
+    elapsed = time.perf_counter() - started
+    while not idle.empty():
+        transport = idle.get_nowait().transport
+        if transport is not None:
+            transport.close()
+    return results, elapsed
 
 
 def percentile(values: list[float], fraction: float) -> float:

@@ -24,10 +24,10 @@ from pathlib import Path
 from benchmarks import token_endpoint as bench
 
 CATEGORIES: tuple[tuple[str, tuple[str, ...]], ...] = (
-    ("ES256 signature (cryptography)", ("ECAlgorithm.sign ", "_sign_es256", "floor (benchmarks")),
+    ("ES256 signature (cryptography)", ("ECAlgorithm.sign ", "_es256_signature", "floor (benchmarks")),
     ("ES256 verification (cryptography)", ("ECAlgorithm.verify ", "_verify_es256")),
     ("pyjwt around the signature", ("(jwt/",)),
-    ("JWS assembly (header, payload, base64)", ("compact_jws", "_b64")),
+    ("JWS assembly (header, payload, base64)", ("TokenKeys.sign", "_b64")),
     ("token claims", ("AccessTokens.issue", "access_token_claims")),
     ("token checks (cache, claims, revocation)", ("AccessTokens.active", "AccessTokens.signed", "CheckedTokens")),
     ("authentication (lookup, verifier, limits)", ("Authenticator.", "refuse_if_limited")),
@@ -55,7 +55,7 @@ def categorise(raw: Path) -> tuple[dict[str, int], int]:
     return dict(counts), total
 
 
-def profile(endpoint: str, *, seconds: float, connections: int) -> str:
+def profile(endpoint: str, *, seconds: float, connections: int, keep: Path | None = None) -> str:
     spy = shutil.which("py-spy") or str(Path(sys.executable).with_name("py-spy"))
     port = bench.free_port()
     server, facts = bench.start_server(port)
@@ -87,6 +87,8 @@ def profile(endpoint: str, *, seconds: float, connections: int) -> str:
             measured = bench.load(port, seconds=seconds, connections=connections, server_pid=server.pid, **request)
             sampler.wait(seconds + 30)
             counts, total = categorise(raw)
+            if keep is not None:
+                shutil.copy(raw, keep)
     finally:
         bench.stop_server(server)
     per_request = measured["server_cpu_us"]
@@ -107,9 +109,11 @@ def main() -> None:
     )
     parser.add_argument("--seconds", type=float, default=8.0)
     parser.add_argument("--connections", type=int, default=32)
+    parser.add_argument("--keep", type=Path, help="a folder to keep py-spy's raw samples in (<endpoint>.txt)")
     args = parser.parse_args()
     for endpoint in args.endpoint or ["token"]:
-        print(profile(endpoint, seconds=args.seconds, connections=args.connections), flush=True)
+        keep = args.keep / f"{endpoint}.txt" if args.keep else None
+        print(profile(endpoint, seconds=args.seconds, connections=args.connections, keep=keep), flush=True)
 
 
 if __name__ == "__main__":

@@ -22,8 +22,9 @@ import base64
 import binascii
 import datetime
 import json
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
+from json.encoder import c_make_encoder, encode_basestring_ascii  # type: ignore[attr-defined]
 from typing import Any
 
 import jwt
@@ -36,7 +37,6 @@ from credop.domain.signing import KeysetSchedule, SigningKey, signing_key
 from credop.domain.tokens import ALLOWED_ALGORITHMS
 
 _ECDSA_SHA256 = ec.ECDSA(hashes.SHA256())
-_COMPACT_JSON = json.JSONEncoder(separators=(",", ":"), ensure_ascii=True, allow_nan=False)
 _DAWN = datetime.datetime.min.replace(tzinfo=datetime.UTC)
 _DUSK = datetime.datetime.max.replace(tzinfo=datetime.UTC)
 _RELAXED = {
@@ -69,9 +69,29 @@ class _LoadedKey:
     jwk: Mapping[str, Any]
 
 
+_URLSAFE = bytes.maketrans(b"+/", b"-_")
+
+
+def _refuse(value: object) -> Any:
+    raise TypeError(f"{type(value).__name__} is not JSON serializable")
+
+
+def _compact_encoder() -> Callable[[Any], str]:
+    """Compact ASCII JSON, no NaN; with the C encoder built once (``json.dumps`` builds one per call)."""
+    if c_make_encoder is None:  # pragma: no cover - CPython always has it
+        encoder = json.JSONEncoder(separators=(",", ":"), allow_nan=False)
+        return encoder.encode
+    chunks = c_make_encoder(None, _refuse, encode_basestring_ascii, None, ":", ",", False, False, False)
+    return lambda value: "".join(chunks(value, 0))
+
+
+compact_json = _compact_encoder()
+"""``json.dumps(value, separators=(",", ":"), allow_nan=False)``, faster (no cycle check: plain data only)."""
+
+
 def b64url(data: bytes) -> bytes:
     """base64url without padding (RFC 7515 §2)."""
-    return base64.urlsafe_b64encode(data).rstrip(b"=")
+    return binascii.b2a_base64(data, newline=False).translate(_URLSAFE).rstrip(b"=")
 
 
 def _es256_signature(private: ec.EllipticCurvePrivateKey, signing_input: bytes) -> bytes:
@@ -152,9 +172,9 @@ class TokenKeys:
         header = self._headers.get((kid, typ))
         if header is None:
             header = self._headers[(kid, typ)] = b64url(
-                _COMPACT_JSON.encode({"alg": algorithm, "kid": kid, "typ": typ}).encode()
+                compact_json({"alg": algorithm, "kid": kid, "typ": typ}).encode()
             )
-        signing_input = header + b"." + b64url(_COMPACT_JSON.encode(claims).encode())
+        signing_input = header + b"." + b64url(compact_json(claims).encode())
         return (signing_input + b"." + b64url(_es256_signature(loaded.private, signing_input))).decode("ascii")
 
     def _signing_key(self, now: datetime.datetime) -> _LoadedKey:

@@ -51,6 +51,7 @@ class ActiveToken:
     scopes: tuple[str, ...]
 
 
+MAX_REMEMBERED_SUBJECTS = 100_000
 _TYPES: dict[str, str | None] = {}
 """``typ`` by header segment: credop's tokens carry a handful of distinct headers (one per key and type)."""
 _MAX_TYPES = 256
@@ -81,18 +82,11 @@ class AccessTokens:
         self.keys = keys
         self.revoked = revoked
         self.checked = checked
+        self._subjects: dict[str, tuple[Credential, TokenSubject]] = {}
 
     def issue(self, credential: Credential, scopes: tuple[str, ...], *, now: datetime.datetime) -> IssuedToken:
-        subject = TokenSubject(
-            namespace=credential.namespace,
-            kind=credential.kind,
-            name=credential.name,
-            client_id=qualified(credential.namespace, credential.identifier),
-            subject=qualified(credential.namespace, credential.subject),
-            roles=tuple(role.name for role in credential.roles),
-        )
         claims = access_token_claims(
-            subject,
+            self._subject(credential),
             issuer=self.keys.issuer,
             audience=self.keys.audience,
             scopes=scopes,
@@ -103,6 +97,24 @@ class AccessTokens:
         )
         claims[TOKEN_CLAIM_CREDENTIAL_UID] = credential.uid
         return IssuedToken(self.keys.sign(claims, now=now, typ=ACCESS_TOKEN_TYPE), claims)
+
+    def _subject(self, credential: Credential) -> TokenSubject:
+        """Who tokens of this credential are issued to (remembered while the credential's record is unchanged)."""
+        known = self._subjects.get(credential.uid)
+        if known is not None and known[0] is credential:
+            return known[1]
+        subject = TokenSubject(
+            namespace=credential.namespace,
+            kind=credential.kind,
+            name=credential.name,
+            client_id=qualified(credential.namespace, credential.identifier),
+            subject=qualified(credential.namespace, credential.subject),
+            roles=tuple(role.name for role in credential.roles),
+        )
+        if len(self._subjects) >= MAX_REMEMBERED_SUBJECTS:
+            self._subjects.clear()
+        self._subjects[credential.uid] = (credential, subject)
+        return subject
 
     def signed(self, token: str, *, now: datetime.datetime) -> ReadToken | None:
         """The token's claims if credop signed it with a key still published (remembered once checked)."""
