@@ -35,6 +35,12 @@ def register(commands: Subcommands) -> None:
     _add_run_flags(service)
     service.add_argument("--host", default="0.0.0.0", help="the address to listen on (default 0.0.0.0)")  # noqa: S104
     service.add_argument("--port", type=int, default=8080, help="the port to listen on (default 8080)")
+    service.add_argument(
+        "--workers",
+        type=_positive,
+        default=1,
+        help="worker processes sharing the port (SO_REUSEPORT), each with its own watches (default 1)",
+    )
     service.set_defaults(run=run_service_command)
 
 
@@ -52,11 +58,22 @@ def config_from(args: argparse.Namespace) -> Config:
 
 
 def run_operator_command(args: argparse.Namespace) -> int:
-    from credop.controller.main import run_operator
-
     configure_logging(level=args.log_level, json_format=args.log_format == "json")
-    asyncio.run(run_operator(config_from(args)))
+    asyncio.run(operator_with_webhooks(config_from(args)))
     return 0
+
+
+async def operator_with_webhooks(config: Config, **operator_options: Any) -> None:
+    """The admission webhooks (every replica serves them) around the controller (only the leader acts)."""
+    from credop.controller.main import run_operator
+    from credop.controller.scheduler import utc_now
+    from credop.webhooks.server import admission_webhooks
+
+    clock = operator_options.get("clock", utc_now)
+    async with admission_webhooks(
+        config.webhook, kubeconfig=config.kubeconfig, namespace=config.namespace, clock=clock
+    ):
+        await run_operator(config, **operator_options)
 
 
 def run_service_command(args: argparse.Namespace) -> int:
@@ -67,5 +84,22 @@ def run_service_command(args: argparse.Namespace) -> int:
         if error.name != SERVICE_MODULE:
             raise
         raise CliError(f"this credop build has no credential service ({SERVICE_MODULE} is missing)") from None
-    asyncio.run(service.run_service(config_from(args), host=args.host, port=args.port))
-    return 0
+    settings = service.ServiceSettings.from_environment()
+    return int(
+        service.run_workers(
+            config_from(args),
+            host=args.host,
+            port=args.port,
+            workers=args.workers,
+            settings=settings,
+            log_level=args.log_level,
+            json_logs=args.log_format == "json",
+        )
+    )
+
+
+def _positive(text: str) -> int:
+    value = int(text)
+    if value < 1:
+        raise argparse.ArgumentTypeError("must be at least 1")
+    return value

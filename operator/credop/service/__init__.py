@@ -7,7 +7,8 @@ answers from it without calling the API per request, and writes back only
 
 Public API:
 
-- :func:`run_service` / :class:`CredentialService`: one replica against a cluster.
+- :func:`run_service` / :class:`CredentialService`: one replica against a cluster;
+  :func:`run_workers`: the same in N processes on one port (``credop service --workers N``).
 - :func:`build_app` over a :class:`ServiceState`: the aiohttp application, for
   tests and benchmarks that feed the state themselves.
 """
@@ -18,6 +19,7 @@ from credop.service._http import build_app
 from credop.service._ratelimit import Allowance
 from credop.service._service import CredentialService, run_service
 from credop.service._state import RecordedUsage, ServiceSettings, ServiceState
+from credop.service._workers import run_workers
 
 __all__ = [
     "Allowance",
@@ -27,4 +29,5 @@ __all__ = [
     "ServiceState",
     "build_app",
     "run_service",
+    "run_workers",
 ]

@@ -38,10 +38,16 @@ class CredentialService:
         settings: ServiceSettings | None = None,
         clock: Clock = utc_now,
         kube: Kube | None = None,
+        reuse_port: bool = False,
+        metrics_host: str | None = None,
     ) -> None:
         self.config = config
         self.host = host
         self.port = port
+        self.reuse_port = reuse_port
+        """Listen with SO_REUSEPORT (``--workers``: several processes on one port)."""
+        self.metrics_host = metrics_host or host
+        self.metrics_port: int | None = None
         self.kube = kube or Kube(load_configuration(config.kubeconfig))
         settings = settings or ServiceSettings()
         self.state = ServiceState(
@@ -74,12 +80,14 @@ class CredentialService:
         self._runner = web.AppRunner(build_app(self.state, metrics=not separate_metrics), access_log=None)
         await self._runner.setup()
         context = self.certificate.context if self.certificate is not None else None
-        await web.TCPSite(self._runner, self.host, self.port, ssl_context=context).start()
+        reuse = self.reuse_port or None
+        await web.TCPSite(self._runner, self.host, self.port, ssl_context=context, reuse_port=reuse).start()
         self.port = _bound_port(self._runner, self.port)
         if separate_metrics:
             self._metrics_runner = web.AppRunner(build_metrics_app(self.state), access_log=None)
             await self._metrics_runner.setup()
-            await web.TCPSite(self._metrics_runner, self.host, settings.metrics_port).start()
+            await web.TCPSite(self._metrics_runner, self.metrics_host, settings.metrics_port).start()
+            self.metrics_port = _bound_port(self._metrics_runner, settings.metrics_port or 0)
         flush_every = min(1.0, self.config.usage_flush_interval / 4)
         self._tasks = [
             asyncio.create_task(_every(flush_every, self._flush_usage)),
