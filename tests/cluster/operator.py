@@ -9,8 +9,9 @@ import threading
 from collections.abc import Iterator
 from pathlib import Path
 
+from credop.cli.serve import operator_with_webhooks
 from credop.controller.config import Config
-from credop.controller.main import build_runtime, run_operator
+from credop.controller.main import build_runtime
 from credop.controller.runtime import Runtime
 
 OPERATOR_NAMESPACE = "credop-system"
@@ -49,7 +50,7 @@ class OperatorThread:
 
     async def _main(self) -> None:
         self.runtime = build_runtime(self.config)
-        await run_operator(self.config, stop_flag=self._stop, ready_flag=self._ready, runtime=self.runtime)
+        await operator_with_webhooks(self.config, stop_flag=self._stop, ready_flag=self._ready, runtime=self.runtime)
 
     @property
     def ready(self) -> bool:

@@ -20,7 +20,7 @@ import pytest
 import render_manifests
 from credop.controller.metrics import NOTABLE_CONDITIONS, OperatorMetrics
 from credop.controller.store import Store
-from credop.webhooks import handlers as admission_handlers
+from credop.webhooks import app as admission_handlers
 from tests.cluster.charting import (
     CHART,
     DEPLOY,
@@ -112,7 +112,8 @@ def test_the_components_and_their_settings() -> None:
     manifests = render("credop", NAMESPACE)
     operator = named(manifests, "Deployment", "credop-operator")["spec"]
     service = named(manifests, "Deployment", "credop-service")["spec"]
-    assert operator["strategy"] == {"type": "Recreate"}
+    assert operator["strategy"] == {"type": "RollingUpdate", "rollingUpdate": {"maxSurge": 1, "maxUnavailable": 0}}
+    assert operator["replicas"] == 2, "every replica serves the webhooks: two leave no gap"
     assert operator["template"]["spec"]["containers"][0]["args"][0] == "operator"
     assert service["template"]["spec"]["containers"][0]["args"][0] == "service"
     assert service["template"]["spec"]["containers"][0]["readinessProbe"]["httpGet"]["path"] == "/readyz"
@@ -124,11 +125,9 @@ def test_the_components_and_their_settings() -> None:
     operator_env = {e["name"]: e.get("value") for e in operator["template"]["spec"]["containers"][0]["env"]}
     assert (operator_env["CREDOP_METRICS_PORT"], operator_env["CREDOP_HEALTH_PORT"]) == ("8081", "8082")
     assert operator_env["CREDOP_WEBHOOK_PORT"] == "9443"
-    assert operator["template"]["spec"]["containers"][0]["livenessProbe"]["httpGet"]["port"] == "health"
-    standby = named(render("credop", NAMESPACE, "--set", "operator.replicas=2"), "Deployment", "credop-operator")
-    assert "livenessProbe" not in standby["spec"]["template"]["spec"]["containers"][0], (
-        "kopf's /healthz is the leader's"
-    )
+    probe = operator["template"]["spec"]["containers"][0]["livenessProbe"]["httpGet"]
+    assert probe == {"path": "/healthz", "port": "webhook", "scheme": "HTTPS"}, "every replica answers it"
+    assert named(manifests, "PodDisruptionBudget", "credop-operator")["spec"]["minAvailable"] == 1
     budget = named(manifests, "PodDisruptionBudget", "credop-service")["spec"]
     assert budget["selector"]["matchLabels"] == service["selector"]["matchLabels"]
     assert named(manifests, "Service", "credop")["spec"]["selector"] == service["selector"]["matchLabels"]
@@ -303,6 +302,7 @@ NAMESPACED_OBJECTS = [
     ("secret", "credop-webhook-tls"),
     ("secret", "credop-service-tls"),
     ("networkpolicy", "credop-operator"),
+    ("poddisruptionbudget", "credop-operator"),
     ("networkpolicy", "credop-service"),
     ("poddisruptionbudget", "credop-service"),
     ("servicemonitor", "credop-operator"),

@@ -7,6 +7,7 @@ limited to this module's namespaces so other tests' credentials never meet them.
 
 from __future__ import annotations
 
+import asyncio
 import concurrent.futures
 import json
 import subprocess
@@ -19,6 +20,10 @@ import kubernetes
 import pytest
 
 from credop.controller.config import Config
+from credop.controller.scheduler import utc_now
+from credop.kube.client import Kube, load_configuration
+from credop.webhooks.requests import AdmissionRequest, parse_request
+from credop.webhooks.review import Admission as ReplicaAdmission
 from credop.webhooks.settings import WebhookSettings
 from testbed import free_port
 from tests.cluster.charting import deployment_env, of_kind, render, webhook_configurations_at
@@ -250,6 +255,32 @@ def test_simultaneous_creates_by_one_user_respect_the_limit(admission: Admission
         results = list(pool.map(lambda i: create(cluster, key(f"rush-{i}", tenant), "dave"), range(6)))
     assert sum(result.returncode == 0 for result in results) == 2
     assert all("[maxKeysPerOwner]" in result.stderr for result in results if result.returncode != 0)
+
+
+def test_two_replicas_reviewing_at_once_still_count_each_users_keys_exactly(admission: Admission, tenant: str) -> None:
+    """Two webhook replicas (each its own Admission, as two pods are) get 8 creates by one user at the same instant."""
+    cluster = admission.cluster
+    admin_apply(cluster, policy(tenant, maxKeysPerOwner=3))
+    config = admission.operator.config
+    requester = {"username": "frank", "groups": ["system:authenticated"]}
+
+    def request(index: int) -> AdmissionRequest:
+        metadata = {"name": f"race-{index}", "namespace": tenant, "annotations": {CREATED_BY: "frank"}}
+        body = {**key(f"race-{index}", tenant), "metadata": metadata}
+        return parse_request(plural=SAK, operation="CREATE", userinfo=requester, new=body, old=None, dry_run=False)
+
+    async def race() -> list[bool]:
+        kubes = [Kube(load_configuration(cluster.kubeconfig)) for _ in range(2)]
+        replicas = [ReplicaAdmission(kube, clock=utc_now, namespace=config.namespace) for kube in kubes]
+        try:
+            verdicts = await asyncio.gather(*(replicas[i % 2].review(request(i)) for i in range(8)))
+        finally:
+            for kube in kubes:
+                kube.close()
+        assert all("[maxKeysPerOwner]" in str(d) for denials in verdicts for d in denials), verdicts
+        return [not denials for denials in verdicts]
+
+    assert sum(asyncio.run(race())) == 3, "exactly maxKeysPerOwner admitted across both replicas"
 
 
 def test_a_dry_run_does_not_use_up_the_allowance(admission: Admission, tenant: str) -> None:

@@ -15,9 +15,10 @@ from credop.api.serviceaccountkey import ServiceAccountKeySpec
 from credop.domain.certificates import covers, new_bundle, renewed
 from credop.domain.policy import Requester, check_new_service_account_key, resolve_policy
 from credop.kube.client import NotFoundError
+from credop.webhooks.app import annotation_patch
 from credop.webhooks.decide import created_by_mutation, decide, key_spec_denials
 from credop.webhooks.gather import ClientSecretLookup, Facts
-from credop.webhooks.pending import PendingKeys
+from credop.webhooks.pending import still_pending, user_key
 from credop.webhooks.requests import AdmissionRequest, parse_request
 from credop.webhooks.settings import WebhookSettings
 from credop.webhooks.tls import certificate_files, mounted_files
@@ -207,22 +208,23 @@ def test_created_by_is_set_on_create_and_put_back_when_an_update_drops_it() -> N
 # Pending keys -------------------------------------------------------------------------------------
 
 
-def test_pending_keys_count_until_stored_or_the_hold_ends() -> None:
-    pending = PendingKeys(hold=datetime.timedelta(seconds=30))
-    pending.remember("team", "alice", "a", now=NOW)
-    pending.remember("team", "alice", "b", now=NOW)
-    assert pending.admitted("team", "alice", now=NOW) == {"a", "b"}
-    assert pending.admitted("team", "bob", now=NOW) == set()
-    assert pending.admitted("team", "alice", now=NOW, stored=frozenset({"a"})) == {"b"}
-    assert pending.admitted("team", "alice", now=NOW + datetime.timedelta(seconds=31)) == set()
+def test_admitted_keys_count_until_stored_or_the_hold_ends() -> None:
+    at = NOW.isoformat().replace("+00:00", "Z")
+    entries = {"a": at, "b": at, "old": (NOW - datetime.timedelta(seconds=31)).isoformat().replace("+00:00", "Z")}
+    hold = datetime.timedelta(seconds=30)
+    assert still_pending(entries, now=NOW, hold=hold, stored=frozenset()) == {"a": at, "b": at}
+    assert still_pending(entries, now=NOW, hold=hold, stored=frozenset({"a"})) == {"b": at}
+    assert still_pending({"bad": "not a time"}, now=NOW, hold=hold, stored=frozenset()) == {}
+    assert user_key("alice@example.com") != user_key("bob") and len(user_key("system:serviceaccount:a:b")) == 40
 
 
-async def test_creates_by_one_user_are_serialised() -> None:
-    pending = PendingKeys()
-    async with pending.serialized("team", "alice"):
-        lock = pending._locks[("team", "alice")]
-        assert lock.locked()
-    assert ("team", "alice") not in pending._locks
+def test_the_mutating_patch_adds_created_by_with_or_without_annotations() -> None:
+    assert annotation_patch(None, {CREATED_BY: "alice"}) == [
+        {"op": "add", "path": "/metadata/annotations", "value": {CREATED_BY: "alice"}}
+    ]
+    assert annotation_patch({"x": "y"}, {CREATED_BY: "alice"}) == [
+        {"op": "add", "path": "/metadata/annotations/credop.dev~1created-by", "value": "alice"}
+    ]
 
 
 # Certificates -------------------------------------------------------------------------------------

@@ -163,6 +163,13 @@ class Kube:
     async def create_config_map(self, namespace: str, body: Body) -> Body:
         return await self._call(self.core.create_namespaced_config_map, namespace, body)
 
+    async def read_config_map(self, namespace: str, name: str) -> Body:
+        return await self._call(self.core.read_namespaced_config_map, name, namespace)
+
+    async def replace_config_map(self, namespace: str, name: str, body: Body) -> Body:
+        """A full update, guarded by the body's metadata.resourceVersion (ConflictError when it moved)."""
+        return await self._call(self.core.replace_namespaced_config_map, name, namespace, body)
+
     # Leases (leader election) ---------------------------------------------------------------
     async def read_lease(self, namespace: str, name: str) -> Body:
         return await self._call(self.coordination.read_namespaced_lease, name, namespace)

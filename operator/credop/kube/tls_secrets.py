@@ -80,5 +80,3 @@ def bundle_of(secret: dict[str, Any]) -> TlsBundle | None:
     return TlsBundle(
         ca_cert=decoded[CA_FILE], ca_key=decoded[CA_KEY_FILE], cert=decoded[CERT_FILE], key=decoded[KEY_FILE]
     )
-
-

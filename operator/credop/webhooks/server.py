@@ -1,31 +1,35 @@
-"""kopf's webhook server, on credop's certificate files (never kopf's self-signed helper)."""
+"""The admission webhook server: HTTPS on credop's certificate, on every operator replica, leader or not.
+
+The certificate is mounted (Helm, cert-manager) or kept by credop in a Secret
+(:mod:`credop.webhooks.tls`); either way the files are reloaded when they
+change, so a renewed certificate is served without a restart. Serving from
+every replica means an operator restart or a leader change never leaves the
+API server without a webhook to call.
+"""
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 from collections.abc import AsyncIterator
-from typing import Any
 
-import kopf
+from aiohttp import web
 
 from credop.controller.scheduler import Clock
-from credop.kube.client import Kube
+from credop.kube.client import Kube, load_configuration
+from credop.tls import CertificateFiles, ServingCertificate
+from credop.webhooks.app import build_admission_app
+from credop.webhooks.review import Admission
 from credop.webhooks.settings import WebhookSettings
-from credop.webhooks.tls import CertificateFiles, certificate_files, files_directory, uses_mounted_files
+from credop.webhooks.tls import certificate_files, files_directory
 
 logger = logging.getLogger(__name__)
 
 
-class CredopWebhookServer:
-    """Prepares the certificate (see :mod:`credop.webhooks.tls`), then serves HTTPS with :class:`kopf.WebhookServer`.
-
-    kopf reloads the files when their content changes: a renewed mounted Secret,
-    or a certificate credop keeps and renews itself (checked every ``recheck_every``).
-    """
-
+class AdmissionServer:
     def __init__(
-        self, settings: WebhookSettings, *, kube: Kube, namespace: str, clock: Clock, recheck_every: float = 600.0
+        self, settings: WebhookSettings, *, kube: Kube, namespace: str, clock: Clock, recheck_every: float = 60.0
     ) -> None:
         self._settings = settings
         self._kube = kube
@@ -33,48 +37,58 @@ class CredopWebhookServer:
         self._clock = clock
         self._recheck_every = recheck_every
         self._directory = files_directory(settings)
+        self.admission = Admission(kube, clock=clock, namespace=namespace)
+        self._runner: web.AppRunner | None = None
+        self._keeper: asyncio.Task[None] | None = None
+        self.port = settings.port
 
-    async def __call__(self, fn: Any) -> AsyncIterator[Any]:
-        settings = self._settings
-        files = await self._certificate_files()
-        server = kopf.WebhookServer(
-            addr=settings.address,
-            port=settings.port,
-            certfile=files.cert,
-            pkeyfile=files.key,
-            cafile=files.ca,
-        )
-        keeper = None if uses_mounted_files(settings) else asyncio.create_task(self._keep_certificate())
-        logger.info("serving admission webhooks on %s:%d", settings.address, settings.port)
-        try:
-            async with server:
-                async for client_config in server(fn):
-                    yield client_config
-        finally:
-            if keeper is not None:
-                keeper.cancel()
+    async def start(self) -> None:
+        certificate = ServingCertificate(await self._files())
+        self._runner = web.AppRunner(build_admission_app(self.admission), access_log=None)
+        await self._runner.setup()
+        site = web.TCPSite(self._runner, self._settings.address, self._settings.port, ssl_context=certificate.context)
+        await site.start()
+        self._keeper = asyncio.create_task(self._keep(certificate))
+        logger.info("serving admission webhooks on %s:%d", self._settings.address, self._settings.port)
 
-    async def _certificate_files(self) -> CertificateFiles:
-        return await certificate_files(
+    async def stop(self) -> None:
+        if self._keeper is not None:
+            self._keeper.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._keeper
+        if self._runner is not None:
+            await self._runner.cleanup()
+
+    async def _files(self) -> CertificateFiles:
+        files = await certificate_files(
             self._settings, kube=self._kube, namespace=self._namespace, now=self._clock(), directory=self._directory
         )
+        return CertificateFiles(files.cert, files.key)
 
-    async def _keep_certificate(self) -> None:
+    async def _keep(self, certificate: ServingCertificate) -> None:
+        """Renew a certificate credop keeps (when due) and serve whatever the files hold now."""
         while True:
             await asyncio.sleep(self._recheck_every)
             try:
-                await self._certificate_files()
+                await self._files()
             except Exception as error:
                 logger.warning("could not check the webhook certificate (%s); retrying later", type(error).__name__)
+            certificate.reload_if_changed()
 
 
-class NoWebhookServer:
-    """Stands in when no webhook server is configured: kopf refuses to start with webhook handlers and no server.
-
-    The handlers are registered when :mod:`credop.webhooks.handlers` is imported,
-    for every operator in the process; this one serves none of them.
-    """
-
-    async def __call__(self, fn: Any) -> AsyncIterator[Any]:
-        await asyncio.Event().wait()
-        yield {}  # never reached: the generator waits until the operator stops
+@contextlib.asynccontextmanager
+async def admission_webhooks(
+    settings: WebhookSettings | None, *, kubeconfig: object, namespace: str, clock: Clock
+) -> AsyncIterator[AdmissionServer | None]:
+    """Serve the webhooks (when ``settings`` say so) for as long as the block runs, with a client of their own."""
+    if settings is None:
+        yield None
+        return
+    kube = Kube(load_configuration(kubeconfig))  # type: ignore[arg-type]
+    server = AdmissionServer(settings, kube=kube, namespace=namespace, clock=clock)
+    await server.start()
+    try:
+        yield server
+    finally:
+        await server.stop()
+        kube.close()
