@@ -35,7 +35,6 @@ from credop.domain.lifecycle import READY, ConditionState
 from credop.domain.policy import BUILT_IN_POLICY
 from credop.domain.signing import KeysetSchedule
 from credop.kube.tls_secrets import load_or_issue
-from credop.webhooks.setup import configure_admission
 
 logger = logging.getLogger(__name__)
 RETRY_AFTER = datetime.timedelta(seconds=5)
@@ -58,7 +57,6 @@ async def start(settings: kopf.OperatorSettings, memo: kopf.Memo, **_: Any) -> N
     settings.watching.chunk_size = 500  # list large clusters in pages (a lower peak at startup)
     settings.networking.request_timeout = 60
     runtime = runtime_of(memo)
-    configure_admission(settings, memo)
     runtime.reconcilers = {names.SERVICE_ACCOUNT_KEYS: reconcile_key, names.API_CLIENTS: reconcile_client}
     await _preload(runtime)
     await _load_keyring(runtime)
