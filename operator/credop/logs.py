@@ -10,11 +10,12 @@ import datetime
 import json
 import logging
 import sys
+from typing import Any
 
 
 class JsonFormatter(logging.Formatter):
     def format(self, record: logging.LogRecord) -> str:
-        entry = {
+        entry: dict[str, Any] = {
             "time": datetime.datetime.fromtimestamp(record.created, datetime.UTC).isoformat(timespec="milliseconds"),
             "level": record.levelname.lower(),
             "logger": record.name,
@@ -23,6 +24,9 @@ class JsonFormatter(logging.Formatter):
         for field in ("namespace", "name", "kind", "client_id", "reason", "remote"):
             if hasattr(record, field):
                 entry[field] = getattr(record, field)
+        audit = getattr(record, "audit", None)
+        if isinstance(audit, dict):
+            entry["audit"] = audit
         if record.exc_info:
             entry["error"] = self.formatException(record.exc_info)
         return json.dumps(entry, ensure_ascii=False)

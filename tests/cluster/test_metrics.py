@@ -29,14 +29,15 @@ def test_metrics_show_phases_conditions_and_expiry(cluster: Cluster, namespace: 
     status = wait_status(cluster, namespace, "watched", lambda s: s.get("phase") == "Active")
     phase_key = ("credop_credentials", (("kind", "ServiceAccountKey"), ("namespace", namespace), ("phase", "Active")))
     found = wait_for(lambda: samples(operator).get(phase_key) == 1 and samples(operator), what="the phase gauge")
+    routing = (("created_by", ""), ("namespace", namespace), ("owner", ""), ("policy", "default"))
     condition_key = (
         "credop_credential_condition",
-        (("condition", "ExpiringSoon"), ("kind", "ServiceAccountKey"), ("name", "watched"), ("namespace", namespace)),
+        tuple(sorted((("condition", "ExpiringSoon"), ("kind", "ServiceAccountKey"), ("name", "watched"), *routing))),
     )
     assert found[condition_key] == 1
     expiry_key = (
         "credop_credential_expiry_timestamp_seconds",
-        (("kind", "ServiceAccountKey"), ("name", "watched"), ("namespace", namespace)),
+        tuple(sorted((("kind", "ServiceAccountKey"), ("name", "watched"), *routing))),
     )
     assert found[expiry_key] > time.time()
     assert status["expiresAt"]

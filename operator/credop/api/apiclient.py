@@ -16,6 +16,7 @@ from credop.api.common import (
     SecretTemplate,
     StatusModel,
 )
+from credop.api.notifications import HISTORY_LIMIT, NOTICE_RECORD_LIMIT, HistoryEntry, NoticeRecord
 
 ClientPhase = Literal["Pending", "Active", "Inactive", "Failed"]
 PermissionLevel = Literal["ReadOnly", "CanEdit"]
@@ -104,3 +105,7 @@ class ApiClientStatus(StatusModel):
         json_schema_extra={"x-kubernetes-list-type": "map", "x-kubernetes-list-map-keys": ["type"]},
     )
     """Ready, SecretMissing."""
+    history: list[HistoryEntry] = Field(default_factory=list, max_length=HISTORY_LIMIT)
+    """The last transitions, oldest first (the audit log keeps every one)."""
+    notices: list[NoticeRecord] = Field(default_factory=list, max_length=NOTICE_RECORD_LIMIT)
+    """Notices sent for the current key generation, by receiver (each once per notice and generation)."""

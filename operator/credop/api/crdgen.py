@@ -147,9 +147,16 @@ def all_crds() -> list[dict[str, Any]]:
     return [crd_for(kind) for kind in KINDS]
 
 
+class _NoAliasDumper(yaml.SafeDumper):
+    """Writes a schema shared by several fields out in full at each (no YAML anchors in a CRD)."""
+
+    def ignore_aliases(self, data: Any) -> bool:
+        return True
+
+
 def render(crd: dict[str, Any]) -> str:
     header = "# Generated from operator/credop/api by `python -m credop.api.crdgen`. Do not edit.\n"
-    return header + yaml.safe_dump(crd, sort_keys=False, width=120)
+    return header + yaml.dump(crd, Dumper=_NoAliasDumper, sort_keys=False, width=120)
 
 
 def targets(root: Path) -> dict[Path, str]:

@@ -15,6 +15,7 @@ from credop.api.common import (
     PolicyAction,
     StatusModel,
 )
+from credop.api.notifications import Notifications
 
 DEFAULT_POLICY_NAME = "default"
 
@@ -165,6 +166,10 @@ class KeyPolicySpec(ApiModel):
         json_schema_extra={"x-kubernetes-list-type": "map", "x-kubernetes-list-map-keys": ["name"]},
     )
     """The roles keys may carry, and which of them need a scope."""
+    owner: str | None = Field(default=None, max_length=63, pattern=r"^[A-Za-z0-9]([-A-Za-z0-9_.]*[A-Za-z0-9])?$")
+    """The team that owns this policy's credentials: the `owner` label of credop's metrics, for alert routing."""
+    notifications: Notifications | None = None
+    """Notices to people and systems: expiring, expired, rotation due, rotated, unused, disabled, deactivated, active-client limit, Secret missing."""
 
 
 class KeyPolicyStatus(StatusModel):

@@ -11,7 +11,7 @@ import os
 import sys
 
 from credop import __version__
-from credop.cli import actions, delete, duplicate, keyring, listing, serve, token
+from credop.cli import actions, delete, duplicate, history, keyring, listing, serve, token
 from credop.cli.errors import USAGE, CliError
 from credop.cli.options import connection_flags
 
@@ -35,6 +35,7 @@ def build_parser(prog: str = "credop") -> argparse.ArgumentParser:
     duplicate.register(commands, parents)
     token.register(commands, parents)
     delete.register(commands, parents)
+    history.register(commands, parents)
     keyring.register(commands, parents)
     serve.register(commands)
     return parser

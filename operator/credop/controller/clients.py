@@ -22,7 +22,7 @@ from credop.controller.material import Material, client_material
 from credop.controller.runtime import Runtime
 from credop.controller.secrets import OwnerGoneError, SecretConflictError, SecretRecord, data_value
 from credop.controller.slots import ClientFacts
-from credop.controller.status import apply_status, timestamp_or_none
+from credop.controller.status import StaleStatusError, apply_status, refresh, status_transitions, timestamp_or_none
 from credop.controller.store import ObjectRef, generation_of
 from credop.domain import templates
 from credop.domain.policy import (
@@ -41,6 +41,7 @@ RECORD_MISSING = (
     "holds a verifier credop wrote); rotate it (annotate credop.dev/rotate) to mint a new secret"
 )
 Body = dict[str, Any]
+STALE_RETRIES = 3
 
 
 class ClientProblem(Exception):  # noqa: N818 - a refusal, not a crash
@@ -63,26 +64,36 @@ class ClientContext(CredentialContext):
 
 async def reconcile_client(runtime: Runtime, ref: ObjectRef) -> None:
     async with runtime.store.lock(ref):
-        body = runtime.store.live_body(ref)
-        if body is None:
-            return
-        generation = generation_of(body)
-        try:
-            spec = ApiClientSpec.model_validate(body.get("spec") or {})
-        except ValidationError as error:
-            runtime.slots.update(ref, ClientFacts.failed("InvalidSpec", str(error)[:1024], generation))
-            return
-        context = _gather(runtime, body, spec)
-        try:
-            record = await _act(runtime, context)
-        except OwnerGoneError:
-            return
-        except ClientProblem as problem:
-            await _write_status(runtime, context, None)
-            runtime.slots.update(ref, ClientFacts.failed(problem.reason, problem.message, generation))
-            return
-        await _write_status(runtime, context, record)
-        runtime.slots.update(ref, _eligibility(runtime, context, record))
+        for attempt in range(1, STALE_RETRIES + 1):
+            try:
+                await _reconcile(runtime, ref)
+                return
+            except StaleStatusError:
+                if attempt == STALE_RETRIES or not await refresh(runtime, ref):
+                    raise
+
+
+async def _reconcile(runtime: Runtime, ref: ObjectRef) -> None:
+    body = runtime.store.live_body(ref)
+    if body is None:
+        return
+    generation = generation_of(body)
+    try:
+        spec = ApiClientSpec.model_validate(body.get("spec") or {})
+    except ValidationError as error:
+        runtime.slots.update(ref, ClientFacts.failed("InvalidSpec", str(error)[:1024], generation))
+        return
+    context = _gather(runtime, body, spec)
+    try:
+        record = await _act(runtime, context)
+    except OwnerGoneError:
+        return
+    except ClientProblem as problem:
+        await _write_status(runtime, context, None)
+        runtime.slots.update(ref, ClientFacts.failed(problem.reason, problem.message, generation))
+        return
+    await _write_status(runtime, context, record)
+    runtime.slots.update(ref, _eligibility(runtime, context, record))
 
 
 def _gather(runtime: Runtime, body: Body, spec: ApiClientSpec) -> ClientContext:
@@ -285,7 +296,13 @@ async def _write_status(runtime: Runtime, context: ClientContext, record: Secret
         "tokensInvalidBefore": timestamp_or_none(tokens_invalid_before),
         "invalidateTokensHandled": handled,
     }
-    await apply_status(runtime, PLURAL, context.body, desired)
+    found = status_transitions(context.body, desired, policy=context.policy.name)
+    await apply_status(runtime, PLURAL, context.body, desired, history=found)
+    runtime.metrics.note_routing(
+        ObjectRef.of(PLURAL, context.body),
+        created_by=context.annotations.get(names.CREATED_BY) or status.created_by,
+        policy=context.policy.name,
+    )
 
 
 def _eligibility(runtime: Runtime, context: ClientContext, record: SecretRecord) -> ClientFacts:

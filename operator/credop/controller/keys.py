@@ -3,7 +3,10 @@
 One reconcile per key at a time (the store's lock), called by the watch
 handler and by the scheduler at the key's next deadline. It mints once,
 rotates once per request, records invalidations, writes status only when it
-changed, posts an Event per transition and schedules the next look.
+changed (with an entry in ``status.history`` and an audit line per
+transition), posts an Event per transition, hands the new status to the
+notifier (which sends what is owed in the background) and schedules the next
+look. A status read stale is read again before its history is written.
 """
 
 from __future__ import annotations
@@ -22,11 +25,21 @@ from credop.controller.keyring import keyring_missing_message
 from credop.controller.material import key_material
 from credop.controller.runtime import Runtime
 from credop.controller.secrets import OwnerGoneError, SecretConflictError, SecretRecord
-from credop.controller.status import apply_status, condition_events, phase_events, timestamp_or_none
+from credop.controller.status import (
+    StaleStatusError,
+    apply_status,
+    condition_events,
+    phase_events,
+    refresh,
+    status_transitions,
+    timestamp_or_none,
+    written,
+)
 from credop.controller.store import ObjectRef
 from credop.domain import templates
 from credop.domain.conditions import merge_conditions, timestamp
 from credop.domain.durations import parse_duration
+from credop.domain.history import CREDOP, Transition
 from credop.domain.lifecycle import KeyFacts, KeyState, key_expires_at, key_state, not_ready
 from credop.domain.policy import check_service_account_key, grace_period
 from credop.domain.tokens import invalidation_instant
@@ -38,6 +51,7 @@ RECORD_MISSING = (
     "holds a verifier credop wrote); rotate it (annotate credop.dev/rotate) to mint a new secret"
 )
 Body = dict[str, Any]
+STALE_RETRIES = 3
 
 
 @dataclass(frozen=True)
@@ -47,29 +61,41 @@ class KeyContext(CredentialContext):
     spec: ServiceAccountKeySpec
     status: ServiceAccountKeyStatus
     record: SecretRecord | None
+    notes: tuple[Transition, ...] = ()
+    """Transitions status cannot show by itself (workloads restarted), for the history."""
 
 
 async def reconcile_key(runtime: Runtime, ref: ObjectRef) -> None:
     async with runtime.store.lock(ref):
-        body = runtime.store.live_body(ref)
-        if body is None:
-            runtime.scheduler.cancel(ref)
-            return
-        try:
-            spec = ServiceAccountKeySpec.model_validate(body.get("spec") or {})
-        except ValidationError as error:
-            await _fail_invalid_spec(runtime, body, error)
-            return
-        context = _gather(runtime, body, spec)
-        try:
-            state, context = await _act(runtime, context)
-        except SecretConflictError as error:
-            await _fail(runtime, context, "SecretConflict", str(error))
-            return
-        except OwnerGoneError:
-            runtime.scheduler.cancel(ref)
-            return
-        await _apply(runtime, context, state)
+        for attempt in range(1, STALE_RETRIES + 1):
+            try:
+                await _reconcile(runtime, ref)
+                return
+            except StaleStatusError:
+                if attempt == STALE_RETRIES or not await refresh(runtime, ref):
+                    raise
+
+
+async def _reconcile(runtime: Runtime, ref: ObjectRef) -> None:
+    body = runtime.store.live_body(ref)
+    if body is None:
+        runtime.scheduler.cancel(ref)
+        return
+    try:
+        spec = ServiceAccountKeySpec.model_validate(body.get("spec") or {})
+    except ValidationError as error:
+        await _fail_invalid_spec(runtime, body, error)
+        return
+    context = _gather(runtime, body, spec)
+    try:
+        state, context = await _act(runtime, context)
+    except SecretConflictError as error:
+        await _fail(runtime, context, "SecretConflict", str(error))
+        return
+    except OwnerGoneError:
+        runtime.scheduler.cancel(ref)
+        return
+    await _apply(runtime, context, state)
 
 
 def _gather(runtime: Runtime, body: Body, spec: ServiceAccountKeySpec) -> KeyContext:
@@ -129,7 +155,8 @@ async def _act(runtime: Runtime, context: KeyContext) -> tuple[KeyState, KeyCont
         context = replace(context, record=record)
         state = key_state(_facts(runtime, context), now=now)
     if _requested_rotation(context) is not None or state.rotate_now:
-        record = await _rotate(runtime, context, now)
+        record, restarted = await _rotate(runtime, context, now)
+        context = replace(context, notes=context.notes + restarted)
     elif _grace_is_over(record, now):
         await runtime.secrets.retire_previous(context.owner)
         record = replace(record, previous_valid_until=None)
@@ -173,7 +200,9 @@ async def _mint(runtime: Runtime, context: KeyContext, now: datetime.datetime) -
     return record
 
 
-async def _rotate(runtime: Runtime, context: KeyContext, now: datetime.datetime) -> SecretRecord:
+async def _rotate(
+    runtime: Runtime, context: KeyContext, now: datetime.datetime
+) -> tuple[SecretRecord, tuple[Transition, ...]]:
     previous = context.record
     assert previous is not None
     request = _requested_rotation(context) or f"auto:{previous.generation + 1}"
@@ -192,7 +221,7 @@ async def _rotate(runtime: Runtime, context: KeyContext, now: datetime.datetime)
         generation=previous.generation,
     )
     if record.adopted:
-        return record
+        return record, ()
     until = f"; the previous secret works until {timestamp(minted_at + grace)}" if grace else ""
     runtime.events.record(
         context.body,
@@ -200,8 +229,8 @@ async def _rotate(runtime: Runtime, context: KeyContext, now: datetime.datetime)
         reason="Rotated",
         message=f"rotated the secret of access key {record.identifier} (generation {record.generation}, {request}){until}",
     )
-    await _restart_targets(runtime, context, minted_at)
-    return record
+    restarted = await _restart_targets(runtime, context, minted_at, generation=record.generation)
+    return record, restarted
 
 
 def _material(runtime: Runtime, context: KeyContext, access_key_id: str | None, minted_at: datetime.datetime):  # type: ignore[no-untyped-def]
@@ -219,13 +248,17 @@ def _material(runtime: Runtime, context: KeyContext, access_key_id: str | None, 
     )
 
 
-async def _restart_targets(runtime: Runtime, context: KeyContext, now: datetime.datetime) -> None:
+async def _restart_targets(
+    runtime: Runtime, context: KeyContext, now: datetime.datetime, *, generation: int
+) -> tuple[Transition, ...]:
     """Restart workloads the way `kubectl rollout restart` does: a pod template annotation."""
     patch = {"spec": {"template": {"metadata": {"annotations": {"kubectl.kubernetes.io/restartedAt": timestamp(now)}}}}}
+    done, failed = [], []
     for target in context.spec.rotation.restart_targets:
         try:
             await runtime.kube.patch_workload(target.kind, context.owner.namespace, target.name, patch)
         except Exception as error:
+            failed.append(f"{target.kind}/{target.name}")
             runtime.events.record(
                 context.body,
                 type="Warning",
@@ -233,9 +266,21 @@ async def _restart_targets(runtime: Runtime, context: KeyContext, now: datetime.
                 message=f"could not restart {target.kind}/{target.name}: {type(error).__name__}",
             )
         else:
+            done.append(f"{target.kind}/{target.name}")
             runtime.events.record(
                 context.body, type="Normal", reason="Restarted", message=f"restarted {target.kind}/{target.name}"
             )
+    if not done and not failed:
+        return ()
+    message = "; ".join(
+        part
+        for part in (
+            f"restarted {', '.join(done)}" if done else "",
+            f"could not restart {', '.join(failed)}" if failed else "",
+        )
+        if part
+    )
+    return (Transition("RestartedTargets", message, CREDOP, generation),)
 
 
 def _desired_status(runtime: Runtime, context: KeyContext, state: KeyState, now: datetime.datetime) -> Body:
@@ -290,8 +335,12 @@ async def _apply(runtime: Runtime, context: KeyContext, state: KeyState) -> None
         current.get("conditions") or [], desired["conditions"]
     ):
         runtime.events.record(context.body, **event)
-    await apply_status(runtime, PLURAL, context.body, desired)
-    runtime.scheduler.schedule(ObjectRef.of(PLURAL, context.body), state.next_check)
+    found = status_transitions(context.body, desired, policy=context.policy.name, extra=context.notes)
+    await apply_status(runtime, PLURAL, context.body, desired, history=found)
+    ref = ObjectRef.of(PLURAL, context.body)
+    runtime.metrics.note_routing(ref, created_by=desired["createdBy"], policy=context.policy.name)
+    runtime.notifier.review(PLURAL, written(context.body, desired))
+    runtime.scheduler.schedule(ref, state.next_check)
 
 
 async def _fail(runtime: Runtime, context: KeyContext, reason: str, message: str) -> None:
@@ -306,4 +355,4 @@ async def _fail_invalid_spec(runtime: Runtime, body: Body, error: ValidationErro
         "message": message[:1024],
         "observedGeneration": body["metadata"].get("generation"),
     }
-    await apply_status(runtime, PLURAL, body, desired)
+    await apply_status(runtime, PLURAL, body, desired, history=status_transitions(body, desired, policy=None))

@@ -18,6 +18,7 @@ from typing import Any
 from credop.controller.config import Config
 from credop.controller.events import EventRecorder
 from credop.controller.metrics import OperatorMetrics
+from credop.controller.notices import Notifier, NotifySettings
 from credop.controller.scheduler import Clock, Scheduler, utc_now
 from credop.controller.secrets import CredentialSecrets
 from credop.controller.slots import SlotActor
@@ -43,6 +44,8 @@ class Runtime:
     keyring_missing: bool = False
     """The keyring Secret is gone while credentials exist: no minting or rotating until it is restored."""
     reconcilers: dict[str, Reconciler] = field(default_factory=dict)
+    notify: NotifySettings = field(default_factory=NotifySettings.from_environment)
+    """How notices are delivered (CREDOP_NOTIFY_*: the destination allow-list, rate limits, retries)."""
 
     def __post_init__(self) -> None:
         self.events = EventRecorder(self.kube)
@@ -51,6 +54,7 @@ class Runtime:
         self.slots = SlotActor(self)
         self.metrics = OperatorMetrics()
         self.metrics.watch(self)
+        self.notifier = Notifier(self, self.notify)
         self._tasks: list[asyncio.Task[None]] = []
 
     def now(self) -> datetime.datetime:
@@ -82,7 +86,7 @@ class Runtime:
         self.scheduler.schedule(ref, self.now())
 
     def start(self, *extra: Callable[[], Coroutine[Any, Any, None]]) -> None:
-        for runner in (self.scheduler.run, self.events.run, self._resync, *extra):
+        for runner in (self.scheduler.run, self.events.run, self.notifier.run, self._resync, *extra):
             self._tasks.append(asyncio.create_task(runner()))
 
     async def _resync(self) -> None:

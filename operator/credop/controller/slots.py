@@ -16,7 +16,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 from credop import names
-from credop.controller.status import apply_status, phase_events
+from credop.controller.status import StaleStatusError, apply_status, phase_events, status_transitions, written
 from credop.controller.store import ObjectRef, generation_of
 from credop.domain.conditions import merge_conditions, parse_timestamp, precise_timestamp, timestamp
 from credop.domain.lifecycle import READY, SECRET_MISSING, ConditionState
@@ -97,7 +97,9 @@ class SlotActor:
         bodies = {item["metadata"]["name"]: item for item in items if not item["metadata"].get("deletionTimestamp")}
         views = [self._view(namespace, body) for body in bodies.values()]
         plan = allocate_slots(views)
-        await asyncio.gather(*(self._write(bodies[name], demoted=True) for name in plan.demote))
+        demoted = await asyncio.gather(*(self._write(bodies[name], demoted=True) for name in plan.demote))
+        if not all(demoted):
+            return  # a demotion was not written (the client changed): no promotion before it is
         settled = set(plan.demote) | set(plan.promote)
         others = [name for name in bodies if name not in settled and self._facts_of(namespace, name) is not None]
         await asyncio.gather(*(self._write(bodies[name], waiting=name in plan.waiting) for name in others))
@@ -122,11 +124,12 @@ class SlotActor:
             requested_at=parse_timestamp(status.get("activationRequestedAt")),
         )
 
-    async def _write(self, body: Body, *, demoted: bool = False, promoted: bool = False, waiting: bool = False) -> None:
+    async def _write(self, body: Body, *, demoted: bool = False, promoted: bool = False, waiting: bool = False) -> bool:
+        """Write the client's phase; False when its status changed since it was listed (the namespace goes again)."""
         meta = body["metadata"]
         facts = self._facts_of(meta["namespace"], meta["name"])
         if facts is None:
-            return
+            return True
         now = self._runtime.now()
         status = body.get("status") or {}
         if promoted:
@@ -175,4 +178,11 @@ class SlotActor:
             self._runtime.events.record(body, **event)
         if waiting and status.get("reason") != LIMIT_REACHED:
             self._runtime.events.record(body, type="Warning", reason=LIMIT_REACHED, message=message)
-        await apply_status(self._runtime, PLURAL, body, desired)
+        found = status_transitions(body, desired, policy=status.get("policy"))
+        try:
+            await apply_status(self._runtime, PLURAL, body, desired, history=found)
+        except StaleStatusError:
+            self._dirty.add(meta["namespace"])  # another write came first: decide again from a fresh list
+            return False
+        self._runtime.notifier.review(PLURAL, written(body, desired))
+        return True

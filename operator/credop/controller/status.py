@@ -1,4 +1,11 @@
-"""Writing status: only the fields that changed, and the Events its transitions deserve."""
+"""Writing status: only the fields that changed, the history entries and Events its transitions deserve.
+
+A write that adds to ``status.history`` carries the ``resourceVersion`` it was
+computed from: history is derived from the status read, so a status read
+stale must not be written over a newer one (the reconcile reads again and
+retries, :class:`StaleStatusError`). Each transition written is also one
+audit log line.
+"""
 
 from __future__ import annotations
 
@@ -6,9 +13,11 @@ import datetime
 from collections.abc import Mapping, Sequence
 from typing import TYPE_CHECKING, Any
 
+from credop import audit, names
 from credop.controller.store import ObjectRef
 from credop.domain.conditions import became_true, timestamp
-from credop.kube.client import NotFoundError
+from credop.domain.history import Transition, after_write, appended, transitions
+from credop.kube.client import ConflictError, NotFoundError
 
 if TYPE_CHECKING:
     from credop.controller.runtime import Runtime
@@ -41,19 +50,78 @@ def status_patch(current: Mapping[str, Any], desired: Mapping[str, Any]) -> Body
     return {key: value for key, value in desired.items() if current.get(key) != value}
 
 
-async def apply_status(runtime: Runtime, plural: str, body: Body, desired: Mapping[str, Any]) -> Body | None:
-    """Patch ``.status`` with what changed; returns the object as the API server now has it."""
-    patch = status_patch(body.get("status") or {}, desired)
+class StaleStatusError(ConflictError):
+    """The object changed since it was read, and the write would have recorded history from the old status."""
+
+
+async def apply_status(
+    runtime: Runtime,
+    plural: str,
+    body: Body,
+    desired: Mapping[str, Any],
+    *,
+    history: Sequence[Transition] = (),
+) -> Body | None:
+    """Patch ``.status`` with what changed (and ``history`` appended); returns the object as the API server has it."""
+    current = body.get("status") or {}
+    if history:
+        desired = {**desired, "history": appended(current.get("history") or [], history, now=runtime.now())}
+    patch = status_patch(current, desired)
     if not patch:
         return None
     meta = body["metadata"]
+    document: Body = {"status": patch}
+    if "history" in patch and meta.get("resourceVersion"):
+        document["metadata"] = {"resourceVersion": meta["resourceVersion"]}
     try:
-        patched = await runtime.kube.patch_status(plural, meta["namespace"], meta["name"], {"status": patch})
+        patched = await runtime.kube.patch_status(plural, meta["namespace"], meta["name"], document)
     except NotFoundError:
         return None
+    except ConflictError as conflict:
+        raise StaleStatusError(str(conflict)) from None
     if _what_credop_acts_on(patched) == _what_credop_acts_on(body):
         runtime.store.note_own_write(ObjectRef.of(plural, patched), patched)  # its event brings nothing new
+    for transition in history:
+        _audit(plural, patched, transition)
     return patched
+
+
+def status_transitions(
+    body: Body, desired: Mapping[str, Any], *, policy: str | None, extra: Sequence[Transition] = ()
+) -> list[Transition]:
+    """The history entries a write of ``desired`` over ``body``'s status makes (plus ``extra`` ones)."""
+    current = body.get("status") or {}
+    actor = f"policy/{policy}" if policy else None
+    return [*transitions(current, after_write(current, desired), policy_actor=actor), *extra]
+
+
+def written(body: Body, desired: Mapping[str, Any]) -> Body:
+    """``body`` as a successful write of ``desired`` leaves it (for deciding notices on the new status)."""
+    return {**body, "status": after_write(body.get("status") or {}, desired)}
+
+
+async def refresh(runtime: Runtime, ref: ObjectRef) -> bool:
+    """Read the object again into the store (after a :class:`StaleStatusError`); False when it is gone."""
+    try:
+        body = await runtime.kube.get_object(ref.plural, ref.namespace, ref.name)
+    except NotFoundError:
+        return False
+    runtime.store.remember(ref, body)
+    return True
+
+
+def _audit(plural: str, body: Body, transition: Transition) -> None:
+    meta = body["metadata"]
+    audit.record(
+        transition.action,
+        kind=names.KIND_OF_PLURAL.get(plural, plural),
+        namespace=meta["namespace"],
+        name=meta["name"],
+        uid=meta.get("uid"),
+        actor=transition.actor,
+        generation=transition.generation,
+        message=transition.message,
+    )
 
 
 def _what_credop_acts_on(body: Body) -> tuple[Any, ...]:

@@ -20,6 +20,7 @@ from aiohttp import web
 from multidict import CIMultiDict
 from prometheus_client import CONTENT_TYPE_LATEST
 
+from credop import audit
 from credop.domain.conditions import timestamp
 from credop.domain.tokens import (
     ACCESS_TOKEN_TYPE,
@@ -99,6 +100,7 @@ class Endpoints:
             raise OAuthError("invalid_scope", "the requested scope exceeds what the client is allowed")
         issued = state.tokens.issue(credential, scopes, now=now)
         self._issued[credential.kind].inc()
+        audit.token_issued(credential=credential, claims=issued.claims, scopes=scopes)
         # The token is base64url and dots, the scopes are names from the allow-list: only the scope is escaped.
         answer = (
             f'{{"access_token":"{issued.token}","token_type":"Bearer",'
