@@ -5,15 +5,17 @@ from __future__ import annotations
 import json
 
 import pytest
+import yaml
 
-from tests.e2e.conftest import E2E, SYSTEM_NAMESPACE
+from tests.e2e.conftest import E2E, REPO, SYSTEM_NAMESPACE
 
 pytestmark = pytest.mark.e2e
 
 
 def test_every_credop_pod_is_ready_with_the_image_built_here(e2e: E2E) -> None:
+    defaults = yaml.safe_load((REPO / "charts" / "credop" / "values.yaml").read_text())
     operators, services = e2e.credop_pods("operator"), e2e.credop_pods("service")
-    assert len(operators) == 1 and len(services) == 2
+    assert (len(operators), len(services)) == (defaults["operator"]["replicas"], defaults["service"]["replicas"])
     for pod in operators + services:
         assert e2e.ready(pod), pod["metadata"]["name"]
         (container,) = pod["spec"]["containers"]
@@ -21,8 +23,8 @@ def test_every_credop_pod_is_ready_with_the_image_built_here(e2e: E2E) -> None:
         assert pod["spec"]["nodeName"] == e2e.plane.node.name
     deployments = e2e.get("deployments", namespace=SYSTEM_NAMESPACE)
     assert {d["metadata"]["name"]: d["status"].get("readyReplicas") for d in deployments} == {
-        "credop-operator": 1,
-        "credop-service": 2,
+        "credop-operator": len(operators),
+        "credop-service": len(services),
     }
 
 
