@@ -248,6 +248,33 @@ def test_max_keys_per_owner_counts_each_user_and_spares_admins(admission: Admiss
     allowed(create(cluster, key("alice-2", tenant), "alice"))
 
 
+ARGO_CD = "system:serviceaccount:argocd:argocd-application-controller"
+ARGO_CD_GROUPS = ("system:serviceaccounts", "system:serviceaccounts:argocd", "system:authenticated")
+
+
+def test_a_cluster_admin_applies_a_repository_of_keys_where_no_policy_says_otherwise(
+    admission: Admission, tenant: str
+) -> None:
+    cluster = admission.cluster
+    for index in range(4):
+        allowed(create(cluster, key(f"admin-{index}", tenant), "kubernetes-admin", "kubeadm:cluster-admins", "system:authenticated"))  # fmt: skip
+    for index in range(3):
+        allowed(create(cluster, key(f"root-{index}", tenant), "root", "system:masters"))
+    allowed(create(cluster, key("person-1", tenant), "gina"))
+    allowed(create(cluster, key("person-2", tenant), "gina"))
+    refused(create(cluster, key("person-3", tenant), "gina"), "maxKeysPerOwner", "metadata")
+
+
+def test_a_gitops_controller_exempted_by_its_policy_applies_every_key(admission: Admission, tenant: str) -> None:
+    cluster = admission.cluster
+    admin_apply(cluster, policy(tenant, adminGroups=["system:serviceaccounts:argocd"]))
+    for index in range(5):
+        allowed(create(cluster, key(f"synced-{index}", tenant), ARGO_CD, *ARGO_CD_GROUPS))
+    allowed(create(cluster, key("person-1", tenant), "hank"))
+    allowed(create(cluster, key("person-2", tenant), "hank"))
+    refused(create(cluster, key("person-3", tenant), "hank"), "maxKeysPerOwner", "metadata")
+
+
 def test_simultaneous_creates_by_one_user_respect_the_limit(admission: Admission, tenant: str) -> None:
     cluster = admission.cluster
     admin_apply(cluster, policy(tenant, maxKeysPerOwner=2))

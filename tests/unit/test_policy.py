@@ -41,7 +41,7 @@ def test_resolution_order() -> None:
     assert resolve_policy("named", policies).spec is named
     assert resolve_policy(None, policies).spec is default
     assert resolve_policy(None, {"other": named}).name == BUILT_IN
-    assert resolve_policy(None, {}).spec == KeyPolicySpec()
+    assert resolve_policy(None, {}).spec == KeyPolicySpec(admin_groups=["system:masters", "kubeadm:cluster-admins"])
     missing = resolve_policy("gone", policies)
     assert not missing.found and missing.name == "gone"
 
@@ -220,3 +220,14 @@ def test_expiry_changed_looks_at_the_three_expiry_fields() -> None:
     assert expiry_changed(key(expiresIn="30d"), key(expiresIn="31d"))
     assert expiry_changed(key(), key(neverExpires=True))
     assert expiry_changed(key(), key(expiresAt="2026-06-01T00:00:00Z"))
+
+
+def test_cluster_admins_are_not_limited_by_the_built_in_policy_but_people_are() -> None:
+    from credop.domain.policy import BUILT_IN_POLICY, Requester, check_keys_per_owner
+
+    admin = Requester("kubernetes-admin", ("kubeadm:cluster-admins", "system:authenticated"))
+    masters = Requester("admin", ("system:masters",))
+    person = Requester("alice", ("system:authenticated",))
+    assert check_keys_per_owner(admin, 10, BUILT_IN_POLICY) == []
+    assert check_keys_per_owner(masters, 10, BUILT_IN_POLICY) == []
+    assert check_keys_per_owner(person, 2, BUILT_IN_POLICY) != []

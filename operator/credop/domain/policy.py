@@ -20,7 +20,11 @@ from credop.domain.keyformat import client_secret_problems
 from credop.names import CONFIRM_DELETE, CREATED_BY
 
 BUILT_IN = "(built-in)"
-BUILT_IN_POLICY = KeyPolicySpec()
+CLUSTER_ADMIN_GROUPS = ("system:masters", "kubeadm:cluster-admins")
+"""The groups real clusters give cluster administrators (kubeadm and kind since 1.29 use the second)."""
+BUILT_IN_POLICY = KeyPolicySpec(admin_groups=list(CLUSTER_ADMIN_GROUPS))
+"""Where a namespace has no KeyPolicy: the defaults, with cluster administrators exempt from maxKeysPerOwner
+(so a cluster admin, or a GitOps controller running as one, can apply a repository of keys)."""
 WILDCARD_SCOPE = "*"
 
 
