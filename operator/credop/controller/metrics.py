@@ -84,7 +84,7 @@ class OperatorMetrics:
         )
 
     def watch(self, runtime: Runtime) -> None:
-        self.registry.register(CredentialCollector(runtime))
+        self.registry.register(CredentialCollector(runtime, self.routing))
 
     def note_routing(self, ref: ObjectRef, *, created_by: str | None, policy: str) -> None:
         routing = Routing(created_by or "", policy)
@@ -95,8 +95,9 @@ class OperatorMetrics:
 class CredentialCollector(Collector):
     """Credential phases, notable conditions, expiry times and active-client slots, from the store."""
 
-    def __init__(self, runtime: Runtime) -> None:
+    def __init__(self, runtime: Runtime, routing: dict[ObjectRef, Routing]) -> None:
         self._runtime = runtime
+        self._routing = routing
 
     def collect(self) -> Iterator[GaugeMetricFamily]:
         phases = GaugeMetricFamily(
@@ -142,11 +143,10 @@ class CredentialCollector(Collector):
         yield from (phases, conditions, expiry, waiting, scheduled)
 
     def _routing_labels(self, ref: ObjectRef) -> tuple[str, str, str]:
-        routing = self._runtime.metrics.routing.get(ref) or Routing()
+        routing = self._routing.get(ref) or Routing()
         policy = self._runtime.store.policies.get(ref.namespace, {}).get(routing.policy)
         return routing.created_by, routing.policy, (policy.owner or "") if policy is not None else ""
 
     def _prune(self, summaries: Mapping[ObjectRef, object]) -> None:
-        routing = self._runtime.metrics.routing
-        for ref in [ref for ref in routing if ref not in summaries]:
-            routing.pop(ref, None)
+        for ref in [ref for ref in self._routing if ref not in summaries]:
+            self._routing.pop(ref, None)
