@@ -31,6 +31,9 @@ import copy
 import json
 import os
 import re
+import signal
+import subprocess
+import sys
 import threading
 import time
 import uuid
@@ -250,6 +253,13 @@ async def floor(
     return time.perf_counter() - started
 
 
+def _py_spy(pid: int, output: Path) -> subprocess.Popen[bytes]:
+    """py-spy sampling the operator (raw collapsed stacks into ``output``) until interrupted."""
+    spy = Path(sys.executable).with_name("py-spy")
+    command = [str(spy), "record", "-p", str(pid), "-r", "200", "-f", "raw", "-o", str(output), "--nonblocking"]
+    return subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+
+
 def cpu_seconds(names_: tuple[str, ...], plane: Path) -> dict[str, float]:
     """CPU seconds used so far by this control plane's processes (their command lines name its folder), by name."""
     used: dict[str, float] = {}
@@ -265,7 +275,7 @@ def cpu_delta(before: dict[str, float], after: dict[str, float]) -> str:
     return ", ".join(f"{name} {after.get(name, 0) - before.get(name, 0):.1f}" for name in sorted(after))
 
 
-async def measure(kubeconfig: Path, count: int, concurrency: int) -> dict[str, Any]:
+async def measure(kubeconfig: Path, count: int, concurrency: int, *, profile: Path | None = None) -> dict[str, Any]:
     kube = Kube(load_configuration(kubeconfig), threads=concurrency + 8)
     run = uuid.uuid4().hex[:6]
     floor_ns, credop_ns = f"bench-floor-{run}", f"bench-credop-{run}"
@@ -278,9 +288,13 @@ async def measure(kubeconfig: Path, count: int, concurrency: int) -> dict[str, A
         await asyncio.sleep(2)
         before, cpu_before = api_requests(kubeconfig), cpu_seconds(CONTROL_PLANE, kubeconfig.parent)
         operator_before = psutil.Process(operator.process.pid).cpu_times()
+        sampler = _py_spy(operator.process.pid, profile) if profile else None
         with WatchCounter(kubeconfig) as watched:
             figures["credop_seconds"] = await credop_run(kube, kubeconfig, credop_ns, count, concurrency)
             await asyncio.sleep(3)  # Events are posted in the background: count them too
+        if sampler is not None:
+            sampler.send_signal(signal.SIGINT)
+            sampler.wait(30)
         operator_after = psutil.Process(operator.process.pid).cpu_times()
         used = operator_after.user + operator_after.system - operator_before.user - operator_before.system
         figures["credop_cpu"] = (
@@ -306,9 +320,10 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0] if __doc__ else None)
     parser.add_argument("--count", type=int, default=int(os.environ.get("BENCH_COUNT", "1000")))
     parser.add_argument("--concurrency", type=int, default=32)
+    parser.add_argument("--profile", type=Path, help="sample the operator with py-spy into this file (raw stacks)")
     args = parser.parse_args()
     with control_plane() as kubeconfig:
-        figures = asyncio.run(measure(kubeconfig, args.count, args.concurrency))
+        figures = asyncio.run(measure(kubeconfig, args.count, args.concurrency, profile=args.profile))
     count = args.count
     ratio = figures["credop_seconds"] / figures["floor_seconds"]
     print(f"reconcile throughput, {count} ServiceAccountKeys, client concurrency {args.concurrency}")

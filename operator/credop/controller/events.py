@@ -1,4 +1,8 @@
-"""Kubernetes Events for the activity log, posted in the background.
+"""Kubernetes Events for the activity log, posted in the background by a few posters.
+
+Reconciles only queue an Event; :meth:`EventRecorder.run` posts them with
+:data:`POSTERS` concurrent requests, so a burst (a thousand keys minted at
+once) is posted within about as long as the mints themselves take.
 
 Messages are fixed sentences with names and times in them, never secret values.
 """
@@ -19,6 +23,7 @@ from credop.kube.client import Kube
 logger = logging.getLogger(__name__)
 EventType = Literal["Normal", "Warning"]
 COMPONENT = "credop"
+POSTERS = 4
 
 
 class EventRecorder:
@@ -58,6 +63,10 @@ class EventRecorder:
             logger.warning("event queue full; dropped %s event for %s", reason, metadata["name"])
 
     async def run(self) -> None:
+        """Post queued Events until cancelled, :data:`POSTERS` at a time."""
+        await asyncio.gather(*(self._post() for _ in range(POSTERS)))
+
+    async def _post(self) -> None:
         while True:
             body = await self._queue.get()
             try:

@@ -11,6 +11,7 @@ from __future__ import annotations
 import asyncio
 import datetime
 import logging
+from collections.abc import Iterable
 from typing import Any, cast
 
 import kopf
@@ -41,6 +42,23 @@ RETRY_AFTER = datetime.timedelta(seconds=5)
 CREDENTIAL_PLURALS = (names.SERVICE_ACCOUNT_KEYS, names.API_CLIENTS)
 
 
+class NoDiffBase(kopf.DiffBaseStorage):
+    """No diff base: credop registers only ``on.event`` handlers, which never look at one.
+
+    kopf's default storage deep-copies each body and forms its annotation keys on
+    every watch event to compute a diff nothing here reads (a tenth of the
+    operator's CPU while minting)."""
+
+    def build(self, *, body: kopf.Body, extra_fields: Iterable[Any] | None = None) -> kopf.BodyEssence:
+        return cast(kopf.BodyEssence, {})
+
+    def fetch(self, *, body: kopf.Body) -> kopf.BodyEssence | None:
+        return None
+
+    def store(self, *, body: kopf.Body, patch: kopf.Patch, essence: kopf.BodyEssence) -> None:
+        return None
+
+
 def runtime_of(memo: Any) -> Runtime:
     runtime = memo.runtime
     assert isinstance(runtime, Runtime)
@@ -50,6 +68,7 @@ def runtime_of(memo: Any) -> Runtime:
 @kopf.on.startup()
 async def start(settings: kopf.OperatorSettings, memo: kopf.Memo, **_: Any) -> None:
     settings.posting.enabled = False
+    settings.persistence.diffbase_storage = NoDiffBase()
     logging.getLogger("kopf.objects").setLevel(logging.WARNING)
     settings.watching.label_selectors["v1", "secrets"] = names.MANAGED_SELECTOR
     settings.watching.server_timeout = 270
