@@ -290,11 +290,15 @@ async def secret_event(event: kopf.RawEvent, memo: kopf.Memo, **_: Any) -> None:
     runtime = runtime_of(memo)
     meta = cast(dict[str, Any], event["object"]["metadata"])
     if meta.get("namespace") == runtime.config.namespace and meta.get("name") == runtime.config.keys_secret:
+        runtime.store.touch()
         await _keyring_event(runtime, event)
         return
     if _is_record(runtime, meta):
+        recorded_for = RecordInfo.of(meta.get("annotations") or {}).owner
+        runtime.store.touch(recorded_for.partition("/")[0] if "/" in recorded_for else None)
         _note_record(runtime, meta, deleted=event["type"] == "DELETED")
         return
+    runtime.store.touch(meta.get("namespace"))
     owner = _credential_owner(meta)
     if owner is None:
         return

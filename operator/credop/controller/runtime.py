@@ -73,6 +73,7 @@ class Runtime:
         if reconciler is None:
             return
         kind = ref.plural
+        version, epoch = self.store.version(ref), self.store.epoch(ref)  # before the reconcile reads anything
         with self.metrics.reconcile_seconds.labels(kind).time():
             try:
                 await reconciler(self, ref)
@@ -80,6 +81,7 @@ class Runtime:
                 self.metrics.reconciles.labels(kind, "error").inc()
                 raise
         self.metrics.reconciles.labels(kind, "ok").inc()
+        self.store.note_reconciled(ref, version, epoch)
 
     def reconcile_soon(self, ref: ObjectRef) -> None:
         """Ask the scheduler to look at ``ref`` now (e.g. its policy or Secret changed)."""
@@ -90,18 +92,31 @@ class Runtime:
             self._tasks.append(asyncio.create_task(runner()))
 
     async def _resync(self) -> None:
-        """Every ``resync_interval``, schedule a look at every known credential, spread over the interval."""
+        """Every ``resync_interval``, schedule a look at every known credential whose inputs changed since its
+        last completed reconcile, spread over half the interval.
+
+        A credential whose body is the one its last reconcile read (or the status credop wrote then),
+        with no policy, Secret, record or keyring event since, would be reconciled into exactly the same
+        decision: deadlines are the scheduler's. Any event the store took in, even one whose handling
+        was lost, makes it count as changed, so a swallowed event is still made good within an interval.
+        At 100,000 idle credentials this is what keeps the resync from costing a core."""
         interval = self.config.resync_interval
         if interval <= 0:
             return
         while True:
             await asyncio.sleep(interval)
-            self.resync_all(spread=datetime.timedelta(seconds=interval / 2))
+            self.resync_all(spread=datetime.timedelta(seconds=interval / 2), everything=False)
             await self.forget_orphaned_records()
 
-    def resync_all(self, *, spread: datetime.timedelta) -> int:
-        """Schedule every credential in the store within ``spread`` from now; returns how many."""
-        refs = [ref for ref in self.store.refs() if ref.plural in self.reconcilers]
+    def resync_all(self, *, spread: datetime.timedelta, everything: bool = True) -> int:
+        """Schedule every credential in the store (or, with ``everything=False``, those whose inputs changed
+        since their last completed reconcile) within ``spread`` from now; returns how many."""
+        store = self.store
+        refs = [
+            ref
+            for ref in store.refs()
+            if ref.plural in self.reconcilers and (everything or not store.unchanged_since_reconcile(ref))
+        ]
         now = self.now()
         step = spread / max(len(refs), 1)
         for index, ref in enumerate(refs):

@@ -92,6 +92,14 @@ class Store:
         """Owner uid → the latest Secret this process wrote for it (status may not show it yet)."""
         self._locks: dict[ObjectRef, asyncio.Lock] = {}
         self._own_versions: dict[ObjectRef, str] = {}
+        self._versions: dict[ObjectRef, str] = {}
+        self._uids: dict[ObjectRef, str] = {}
+        self._reconciled: dict[ObjectRef, tuple[str, tuple[int, int]]] = {}
+        self._epoch = 0
+        self._namespace_epochs: dict[str, int] = defaultdict(int)
+        """Counters that move whenever something a reconcile reads besides the object's own body changes
+        (a policy or Secret in its namespace, a record of one of its credentials; anything else: all of
+        them): :meth:`unchanged_since_reconcile` compares them."""
 
     def lock(self, ref: ObjectRef) -> asyncio.Lock:
         """The lock that makes one reconcile at a time per object (handler or scheduler)."""
@@ -104,6 +112,42 @@ class Store:
             body = {**body, "metadata": {key: value for key, value in metadata.items() if key != "managedFields"}}
         self._bodies[ref] = json.dumps(body, separators=(",", ":")).encode()
         self.summaries[ref] = Summary.of(body)
+        self._versions[ref] = str(metadata.get("resourceVersion"))
+        self._uids[ref] = str(metadata.get("uid", ""))
+
+    def touch(self, namespace: str | None = None) -> None:
+        """Something besides a credential's body changed: in ``namespace`` (a Secret, a record of one of its
+        credentials, a policy), or anywhere (``None``: the keyring, say)."""
+        if namespace is None:
+            self._epoch += 1
+        else:
+            self._namespace_epochs[namespace] += 1
+
+    def epoch(self, ref: ObjectRef) -> tuple[int, int]:
+        """Where the counters :meth:`touch` moves stand for ``ref``."""
+        return self._epoch, self._namespace_epochs.get(ref.namespace, 0)
+
+    def version(self, ref: ObjectRef) -> str | None:
+        """The resourceVersion of the body kept for ``ref``."""
+        return self._versions.get(ref)
+
+    def note_reconciled(self, ref: ObjectRef, version: str | None, epoch: tuple[int, int]) -> None:
+        """A reconcile that started from body ``version`` at ``epoch`` completed."""
+        if version is not None:
+            self._reconciled[ref] = (version, epoch)
+
+    def unchanged_since_reconcile(self, ref: ObjectRef) -> bool:
+        """Whether a reconcile of ``ref`` would read exactly what its last completed one read.
+
+        True only when nothing besides credential bodies changed since (:meth:`epoch`) and the body
+        kept now is the one that reconcile started from, or the status credop itself wrote after it
+        (a patch that changed nothing credop acts on). Any other event the store took in, even one
+        whose handling was lost, makes it False."""
+        done = self._reconciled.get(ref)
+        if done is None or done[1] != self.epoch(ref):
+            return False
+        current = self._versions.get(ref)
+        return current is not None and current in (done[0], self._own_versions.get(ref))
 
     def note_own_write(self, ref: ObjectRef, body: Body) -> None:
         """Remember the object as credop's own status patch left it."""
@@ -125,23 +169,21 @@ class Store:
         return len(self._bodies)
 
     def forget(self, ref: ObjectRef) -> None:
-        body = self.body(ref)
+        uid = self._uids.pop(ref, None)
         self._bodies.pop(ref, None)
         self.summaries.pop(ref, None)
         self._own_versions.pop(ref, None)
-        if body is not None:
-            self.written.pop(body["metadata"].get("uid", ""), None)
+        self._versions.pop(ref, None)
+        self._reconciled.pop(ref, None)
+        if uid is not None:
+            self.written.pop(uid, None)
         lock = self._locks.get(ref)
         if lock is not None and not lock.locked():
             del self._locks[ref]
 
     def uids(self) -> set[str]:
-        """The uids of every object known (parsed from the bodies: not for hot paths)."""
-        found = set()
-        for raw in self._bodies.values():
-            body = json.loads(raw)
-            found.add(str(body["metadata"].get("uid", "")))
-        return found
+        """The uids of every object known."""
+        return set(self._uids.values())
 
     def refs(self) -> list[ObjectRef]:
         """Every object known, in no particular order."""
@@ -152,6 +194,7 @@ class Store:
 
     def set_policy(self, namespace: str, name: str, spec_body: Body) -> str | None:
         """Remember a KeyPolicy; returns the validation error, if its spec is invalid (then it is dropped)."""
+        self.touch(namespace)
         try:
             self.policies[namespace][name] = KeyPolicySpec.model_validate(spec_body)
         except ValidationError as error:
@@ -160,6 +203,7 @@ class Store:
         return None
 
     def drop_policy(self, namespace: str, name: str) -> None:
+        self.touch(namespace)
         self.policies[namespace].pop(name, None)
 
     def live_body(self, ref: ObjectRef) -> Body | None:

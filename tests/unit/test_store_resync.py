@@ -1,0 +1,72 @@
+"""The periodic resync skips a credential only when a reconcile would read exactly what its last one read."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from credop.controller.store import ObjectRef, Store
+
+REF = ObjectRef("serviceaccountkeys", "team-a", "ci")
+
+
+def body(version: str) -> dict[str, Any]:
+    return {"metadata": {"name": "ci", "namespace": "team-a", "uid": "u-1", "resourceVersion": version}}
+
+
+def reconciled(store: Store, version: str) -> None:
+    store.remember(REF, body(version))
+    store.note_reconciled(REF, store.version(REF), store.epoch(REF))
+
+
+def test_never_reconciled_counts_as_changed() -> None:
+    store = Store()
+    store.remember(REF, body("1"))
+    assert not store.unchanged_since_reconcile(REF)
+
+
+def test_the_body_it_read_is_unchanged() -> None:
+    store = Store()
+    reconciled(store, "1")
+    assert store.unchanged_since_reconcile(REF)
+
+
+def test_an_event_taken_in_but_not_handled_counts_as_changed() -> None:
+    store = Store()
+    reconciled(store, "1")
+    store.remember(REF, body("2"))
+    assert not store.unchanged_since_reconcile(REF)
+
+
+def test_credops_own_status_write_after_it_is_unchanged() -> None:
+    store = Store()
+    reconciled(store, "1")
+    store.note_own_write(REF, body("2"))
+    store.remember(REF, body("2"))
+    assert store.unchanged_since_reconcile(REF)
+    store.remember(REF, body("3"))
+    assert not store.unchanged_since_reconcile(REF)
+
+
+def test_secrets_policies_and_the_keyring_count() -> None:
+    store = Store()
+    reconciled(store, "1")
+    store.touch("team-b")
+    assert store.unchanged_since_reconcile(REF)
+    store.touch("team-a")
+    assert not store.unchanged_since_reconcile(REF)
+    reconciled(store, "1")
+    store.set_policy("team-a", "default", {})
+    assert not store.unchanged_since_reconcile(REF)
+    reconciled(store, "1")
+    store.touch()
+    assert not store.unchanged_since_reconcile(REF)
+
+
+def test_forgetting_forgets_the_reconcile_and_the_uid() -> None:
+    store = Store()
+    reconciled(store, "1")
+    assert store.uids() == {"u-1"}
+    store.forget(REF)
+    assert store.uids() == set()
+    store.remember(REF, body("1"))
+    assert not store.unchanged_since_reconcile(REF)
