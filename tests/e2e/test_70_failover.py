@@ -1,4 +1,4 @@
-"""Two operator replicas: killing the leader's pod, the standby takes over and the webhooks answer again.
+"""Two operator replicas: killing the leader's pod, the standby takes over; the webhooks (every replica's) keep answering.
 
 The gap is measured as a GitOps tool would see it: a server-side dry-run apply
 of a credential (which the webhooks must admit) every 0.2 s while the leader is
@@ -67,23 +67,18 @@ def leader_pod(e2e: E2E) -> str:
 
 def test_killing_the_leader_pod_the_standby_takes_over(e2e: E2E) -> None:
     started = time.monotonic()
-    # Without --wait: the chart keeps standby replicas NotReady (only the leader serves the
-    # webhooks), so helm's wait for every replica Ready would time out.
+    # Two replicas (the chart's default today), every one Ready: each serves the webhooks.
     e2e.helm(
         "upgrade", RELEASE, str(REPO / "charts" / "credop"), "--namespace", SYSTEM_NAMESPACE, "--reuse-values",
-        "--set=operator.replicas=2",
+        "--set=operator.replicas=2", "--wait", "--timeout=5m",
     )  # fmt: skip
-    wait_until(
-        lambda: len([p for p in e2e.credop_pods("operator") if p["status"].get("phase") == "Running"]) == 2,
-        timeout=180,
-        what="two operator pods running",
-    )
-    names = {p["metadata"]["name"] for p in e2e.credop_pods("operator")}
-    old_leader = wait_until(
-        lambda: (name := leader_pod(e2e)) in names and any(e2e.ready(p) for p in e2e.credop_pods("operator")) and name,
+    operators = wait_until(
+        lambda: len(ready := [p for p in e2e.credop_pods("operator") if e2e.ready(p)]) == 2 and ready,
         timeout=120,
-        what="a Ready leader among the two pods",
+        what="two Ready operator pods",
     )
+    names = {p["metadata"]["name"] for p in operators}
+    old_leader = wait_until(lambda: (name := leader_pod(e2e)) in names and name, timeout=60, what="a leader among them")
     e2e.timings["helm upgrade to 2 operator replicas"] = time.monotonic() - started
 
     namespace = e2e.namespace("e2e-failover")
@@ -119,4 +114,5 @@ def test_killing_the_leader_pod_the_standby_takes_over(e2e: E2E) -> None:
         f"{refused} of {total} applies refused, longest gap {gap:.1f}s ({example or 'none refused'})"
     )
     assert new_leader in {p["metadata"]["name"] for p in e2e.credop_pods("operator")}
-    assert gap < 45, f"the webhooks were unavailable for {gap:.1f}s"
+    # A killed replica stays an endpoint until its pod object is gone: a moment, not a lease period.
+    assert gap < 10, f"the webhooks were unavailable for {gap:.1f}s"
