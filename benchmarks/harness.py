@@ -66,17 +66,18 @@ class OperatorProcess:
     metrics_port: int
 
     @classmethod
-    def start(cls, kubeconfig: Path, *, log: Path | None = None) -> OperatorProcess:
+    def start(cls, kubeconfig: Path, *, log: Path | None = None, env: dict[str, str] | None = None) -> OperatorProcess:
         port = free_port()
         env = {
             **os.environ,
+            **(env or {}),
             "KUBECONFIG": str(kubeconfig),
             "CREDOP_NAMESPACE": OPERATOR_NAMESPACE,
             "CREDOP_METRICS_PORT": str(port),
             "CREDOP_LEADER_ELECTION": "false",
         }
         output = log.open("wb") if log else subprocess.DEVNULL
-        code = "import asyncio; from credop.controller.config import Config; from credop.controller.main import run_operator; from credop.logs import configure_logging; configure_logging(level='WARNING'); asyncio.run(run_operator(Config.from_environment()))"
+        code = "import asyncio; from credop.config import Config; from credop.controller.main import run_operator; from credop.logs import configure_logging; configure_logging(level='WARNING'); asyncio.run(run_operator(Config.from_environment()))"
         process = subprocess.Popen([sys.executable, "-c", code], env=env, stdout=output, stderr=subprocess.STDOUT)
         return cls(process, port)
 
