@@ -72,7 +72,7 @@ def print_status(kubeconfig: str) -> None:
 
 
 async def serve(kubeconfig: str, namespace: str, port: int, stop: threading.Event, ready: threading.Event) -> None:
-    from credop.controller.config import Config
+    from credop.config import Config
     from credop.controller.main import run_operator
 
     config = Config(namespace=namespace, endpoint=f"http://127.0.0.1:{port}", kubeconfig=Path(kubeconfig), leader_election=False)

@@ -22,7 +22,7 @@ from pathlib import Path
 import kubernetes
 import prometheus_client
 
-from credop.controller.config import Config
+from credop.config import Config
 from credop.service import run_service
 from testbed import free_port
 from tests.cluster.kube import Cluster, wait_for

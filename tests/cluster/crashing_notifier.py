@@ -14,7 +14,7 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from credop.controller.config import Config
+from credop.config import Config
 from credop.controller.main import run_operator
 from credop.controller.notices import notifier, transports
 

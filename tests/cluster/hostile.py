@@ -24,8 +24,7 @@ from typing import Any
 import pytest
 import yaml
 
-from credop.controller.config import Config
-from credop.webhooks.settings import WebhookSettings
+from credop.config import Config, WebhookSettings
 from testbed import free_port
 from tests.cluster.charting import (
     DEPLOY,

@@ -10,7 +10,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 from credop.cli.serve import operator_with_webhooks
-from credop.controller.config import Config
+from credop.config import Config
 from credop.controller.main import build_runtime
 from credop.controller.runtime import Runtime
 

@@ -7,7 +7,7 @@ import threading
 from pathlib import Path
 from typing import Any
 
-from credop.controller.config import Config
+from credop.config import Config
 from credop.service import CredentialService
 from credop.service._state import ServiceSettings
 from tests.cluster.operator import OPERATOR_NAMESPACE, TEST_ENDPOINT

@@ -19,12 +19,11 @@ from typing import Any
 import kubernetes
 import pytest
 
-from credop.controller.config import Config
-from credop.controller.scheduler import utc_now
+from credop.clock import utc_now
+from credop.config import Config, WebhookSettings
 from credop.kube.client import Kube, load_configuration
 from credop.webhooks.requests import AdmissionRequest, parse_request
 from credop.webhooks.review import Admission as ReplicaAdmission
-from credop.webhooks.settings import WebhookSettings
 from testbed import free_port
 from tests.cluster.charting import deployment_env, of_kind, render, webhook_configurations_at
 from tests.cluster.kube import Cluster, wait_for

@@ -12,6 +12,7 @@ from cryptography import x509
 
 from credop.api.keypolicy import KeyPolicySpec, RoleRule, Subjects
 from credop.api.serviceaccountkey import ServiceAccountKeySpec
+from credop.config import WebhookSettings
 from credop.domain.certificates import covers, new_bundle, renewed
 from credop.domain.policy import Requester, check_new_service_account_key, resolve_policy
 from credop.kube.client import NotFoundError
@@ -20,7 +21,6 @@ from credop.webhooks.decide import created_by_mutation, decide, key_spec_denials
 from credop.webhooks.gather import ClientSecretLookup, Facts
 from credop.webhooks.pending import still_pending, user_key
 from credop.webhooks.requests import AdmissionRequest, parse_request
-from credop.webhooks.settings import WebhookSettings
 from credop.webhooks.tls import certificate_files, mounted_files
 
 NOW = datetime.datetime(2026, 1, 1, tzinfo=datetime.UTC)

@@ -25,7 +25,7 @@ from credop.cli.kinds import (
 )
 from credop.cli.manifests import duplicate_client
 from credop.cli.oauth import ClientCredentials, basic_authorization, token_url_for
-from credop.controller.config import Config
+from credop.config import Config
 
 
 @pytest.mark.parametrize(

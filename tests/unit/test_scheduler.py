@@ -5,7 +5,8 @@ from __future__ import annotations
 import asyncio
 import datetime
 
-from credop.controller.scheduler import Scheduler, utc_now
+from credop.clock import utc_now
+from credop.controller.scheduler import Scheduler
 
 MS = datetime.timedelta(milliseconds=1)
 

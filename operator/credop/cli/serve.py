@@ -9,7 +9,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from credop.cli.errors import CliError
-from credop.controller.config import Config
+from credop.config import Config
 from credop.logs import configure_logging
 
 if TYPE_CHECKING:
@@ -65,8 +65,8 @@ def run_operator_command(args: argparse.Namespace) -> int:
 
 async def operator_with_webhooks(config: Config, **operator_options: Any) -> None:
     """The admission webhooks (every replica serves them) around the controller (only the leader acts)."""
+    from credop.clock import utc_now
     from credop.controller.main import run_operator
-    from credop.controller.scheduler import utc_now
     from credop.webhooks.server import admission_webhooks
 
     clock = operator_options.get("clock", utc_now)

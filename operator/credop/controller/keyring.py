@@ -19,7 +19,7 @@ import uuid
 from typing import Any
 
 from credop import names
-from credop.controller.config import Config
+from credop.config import Config
 from credop.domain.keyring import (
     Keyring,
     decode_keyring,

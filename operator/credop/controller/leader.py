@@ -12,7 +12,7 @@ import datetime
 import logging
 from typing import Any
 
-from credop.controller.scheduler import Clock, utc_now
+from credop.clock import Clock, utc_now
 from credop.domain.lease import LeaseMove, LeaseTerms, lease_expiry, lease_spec, next_move
 from credop.kube.client import ConflictError, Kube, NotFoundError
 

@@ -16,11 +16,11 @@ from wsgiref.simple_server import WSGIServer
 import kopf
 import prometheus_client
 
+from credop.clock import Clock, utc_now
+from credop.config import Config
 from credop.controller import handlers
-from credop.controller.config import Config
 from credop.controller.leader import LeaderElector
 from credop.controller.runtime import Runtime
-from credop.controller.scheduler import Clock, utc_now
 from credop.domain.lease import LeaseTerms
 from credop.kube.client import Kube, load_configuration
 

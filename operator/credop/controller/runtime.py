@@ -15,11 +15,12 @@ from collections.abc import Awaitable, Callable, Coroutine
 from dataclasses import dataclass, field
 from typing import Any
 
-from credop.controller.config import Config
+from credop.clock import Clock, utc_now
+from credop.config import Config
 from credop.controller.events import EventRecorder
 from credop.controller.metrics import OperatorMetrics
 from credop.controller.notices import Notifier, NotifySettings
-from credop.controller.scheduler import Clock, Scheduler, utc_now
+from credop.controller.scheduler import Scheduler
 from credop.controller.secrets import CredentialSecrets
 from credop.controller.slots import SlotActor
 from credop.controller.store import ObjectRef, Store

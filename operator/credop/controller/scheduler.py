@@ -18,13 +18,10 @@ import logging
 from collections.abc import Awaitable, Callable, Hashable
 from typing import Generic, TypeVar
 
+from credop.clock import Clock, utc_now
+
 logger = logging.getLogger(__name__)
 Ref = TypeVar("Ref", bound=Hashable)
-Clock = Callable[[], datetime.datetime]
-
-
-def utc_now() -> datetime.datetime:
-    return datetime.datetime.now(datetime.UTC)
 
 
 class Scheduler(Generic[Ref]):

@@ -6,7 +6,7 @@ import argparse
 import asyncio
 from pathlib import Path
 
-from credop.controller.config import Config
+from credop.config import Config
 from credop.logs import configure_logging
 from credop.service import run_service
 

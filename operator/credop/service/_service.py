@@ -11,8 +11,8 @@ from types import TracebackType
 
 from aiohttp import web
 
-from credop.controller.config import Config
-from credop.controller.scheduler import utc_now
+from credop.clock import utc_now
+from credop.config import Config
 from credop.kube.client import Kube, load_configuration
 from credop.service._http import build_app, build_metrics_app
 from credop.service._kube import ConfigMapRevocations, StatusUsageWriter

@@ -15,8 +15,8 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
-from credop.controller.config import Config
-from credop.controller.scheduler import utc_now
+from credop.clock import utc_now
+from credop.config import Config
 from credop.domain.keyring import Keyring
 from credop.domain.signing import KeysetSchedule
 from credop.service._addresses import trusted_networks

@@ -23,7 +23,7 @@ from typing import Any
 from kubernetes.watch.watch import iter_resp_lines
 
 from credop import GROUP, VERSION, names
-from credop.controller.config import Config
+from credop.config import Config
 from credop.domain.keyring import decode_keyring
 from credop.kube.client import Kube
 from credop.service._kube import REVOCATIONS_ROLE, TENANT_LABEL

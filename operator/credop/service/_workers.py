@@ -31,7 +31,7 @@ from typing import Any, TypeVar
 from aiohttp import ClientSession, ClientTimeout, web
 from prometheus_client import CONTENT_TYPE_LATEST
 
-from credop.controller.config import Config
+from credop.config import Config
 from credop.service._ratelimit import Allowance
 from credop.service._state import ServiceSettings
 

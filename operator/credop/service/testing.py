@@ -14,7 +14,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from credop import API_VERSION, names
-from credop.controller.config import Config
+from credop.config import Config
 from credop.domain import keyformat
 from credop.domain.conditions import timestamp
 from credop.domain.keyring import Keyring, new_keyring

@@ -2,10 +2,7 @@
 
 Handlers are thin: parse the admission request (:mod:`.requests`), gather what
 the decision needs from the API (:mod:`.gather`), decide with the named checks
-of :mod:`credop.domain.policy` (:mod:`.decide`), answer (:mod:`.handlers`).
-The server (:mod:`.server`) serves them over TLS with a certificate that is
-mounted, or that credop keeps in a Secret (:mod:`.tls`).
-
-This package's ``__init__`` imports nothing: :mod:`credop.controller.config`
-imports :mod:`.settings` and must not pull in the handlers.
+of :mod:`credop.domain.policy` (:mod:`.decide`), answer (:mod:`.app`). The
+server (:mod:`.server`) serves them over TLS on every operator replica, with a
+certificate that is mounted, or that credop keeps in a Secret (:mod:`.tls`).
 """

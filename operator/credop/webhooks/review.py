@@ -11,7 +11,7 @@ import datetime
 from dataclasses import replace
 
 from credop import names
-from credop.controller.scheduler import Clock
+from credop.clock import Clock
 from credop.domain.policy import Violation
 from credop.kube.client import ConflictError, Kube
 from credop.webhooks.decide import Denial, decide

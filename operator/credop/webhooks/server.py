@@ -16,12 +16,12 @@ from collections.abc import AsyncIterator
 
 from aiohttp import web
 
-from credop.controller.scheduler import Clock
+from credop.clock import Clock
+from credop.config import WebhookSettings
 from credop.kube.client import Kube, load_configuration
 from credop.tls import CertificateFiles, ServingCertificate
 from credop.webhooks.app import build_admission_app
 from credop.webhooks.review import Admission
-from credop.webhooks.settings import WebhookSettings
 from credop.webhooks.tls import certificate_files, files_directory
 
 logger = logging.getLogger(__name__)

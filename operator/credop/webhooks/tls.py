@@ -15,10 +15,10 @@ import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 
+from credop.config import CA_FILE, CERT_FILE, KEY_FILE, WebhookSettings
 from credop.domain.certificates import TlsBundle, new_bundle
 from credop.kube.client import Kube, NotFoundError
 from credop.kube.tls_secrets import load_or_issue
-from credop.webhooks.settings import CA_FILE, CERT_FILE, KEY_FILE, WebhookSettings
 
 logger = logging.getLogger(__name__)
 WEBHOOK_KINDS = ("validating", "mutating")
