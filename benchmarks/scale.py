@@ -357,14 +357,15 @@ def main() -> None:
     parser.add_argument("--idle", type=float, default=30.0)
     parser.add_argument("--populate", choices=("operator", "direct"), default="operator")
     parser.add_argument("--resync", type=float, default=60.0, help="the operator's resync interval while measured")
+    parser.add_argument("--output-name", default="scale", help="results/<name>.md and .png")
     args = parser.parse_args()
     sizes = [int(size) for size in args.sizes.split(",")]
     points = asyncio.run(run(sizes, args.idle, direct=args.populate == "direct", resync=args.resync))
     RESULTS.mkdir(parents=True, exist_ok=True)
     markdown = table(points)
-    (RESULTS / "scale.md").write_text(markdown + "\n")
+    (RESULTS / f"{args.output_name}.md").write_text(markdown + "\n")
     try:
-        plot(points, RESULTS / "scale.png")
+        plot(points, RESULTS / f"{args.output_name}.png")
     except ImportError:
         print("(matplotlib not installed: no plot)")
     print(markdown)
