@@ -283,11 +283,16 @@ def test_nothing_is_lost_or_minted_twice_under_chaos() -> None:
             assert sorted(owners) == sorted(credentials), (
                 "every credential has exactly one Secret, and every Secret an owner"
             )
-            records = wait_for(
-                lambda namespace=namespace, credentials=credentials: _records_match(cluster, namespace, credentials),
-                timeout=RESYNC_SECONDS * 4,
-                what="exactly one record per credential (those of deleted ones swept by the resync)",
-            )
+            try:
+                records = wait_for(
+                    lambda namespace=namespace, credentials=credentials: _records_match(
+                        cluster, namespace, credentials
+                    ),
+                    timeout=RESYNC_SECONDS * 4,
+                    what="exactly one record per credential (those of deleted ones swept by the resync)",
+                )
+            except AssertionError:
+                raise AssertionError(_records_mismatch(cluster, namespace, credentials)) from None
             for secret in secrets:
                 owner = credentials[secret.metadata.owner_references[0].uid]
                 status = owner["status"]
@@ -318,6 +323,18 @@ def _records_match(cluster: Cluster, namespace: str, credentials: dict[str, Any]
         if r.metadata.annotations.get("credop.dev/owner", "").startswith(f"{namespace}/")
     }
     return mine if set(mine) == set(credentials) else None
+
+
+def _records_mismatch(cluster: Cluster, namespace: str, credentials: dict[str, Any]) -> str:
+    records = cluster.core.list_namespaced_secret("credop-system", label_selector="credop.dev/record").items
+    mine = {
+        r.metadata.labels["credop.dev/owner-uid"]: r.metadata.annotations.get("credop.dev/owner")
+        for r in records
+        if r.metadata.annotations.get("credop.dev/owner", "").startswith(f"{namespace}/")
+    }
+    orphans = sorted(owner for uid, owner in mine.items() if uid not in credentials)
+    missing = sorted(f"{c['metadata']['name']} ({(c.get('status') or {}).get('phase')})" for uid, c in credentials.items() if uid not in mine)  # fmt: skip
+    return f"records of {namespace} do not match its credentials: orphaned {orphans[:10]}, missing {missing[:10]}"
 
 
 def _no_orphans(cluster: Cluster, namespace: str) -> bool:
