@@ -8,7 +8,7 @@ from typing import Annotated, Any, Literal
 from pydantic import BaseModel, ConfigDict, Field
 from pydantic.alias_generators import to_camel
 
-from credop.domain.durations import (
+from credop.api.durations import (
     DURATION_OR_NEVER_PATTERN,
     DURATION_PATTERN,
     NOTIFY_BEFORE_PATTERN,

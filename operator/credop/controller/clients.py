@@ -20,7 +20,7 @@ from credop.controller.context import CredentialContext, gather_common, rotation
 from credop.controller.keyring import keyring_missing_message
 from credop.controller.material import Material, client_material
 from credop.controller.runtime import Runtime
-from credop.controller.secrets import OwnerGoneError, SecretConflictError, SecretRecord, data_value
+from credop.controller.secrets import OwnerGoneError, SecretConflictError, SecretRecord
 from credop.controller.slots import ClientFacts
 from credop.controller.status import StaleStatusError, apply_status, refresh, status_transitions, timestamp_or_none
 from credop.controller.store import ObjectRef, generation_of
@@ -33,6 +33,7 @@ from credop.domain.policy import (
     policy_not_found,
 )
 from credop.domain.tokens import invalidation_instant
+from credop.kube.bodies import data_value
 from credop.kube.client import NotFoundError
 
 PLURAL = names.API_CLIENTS

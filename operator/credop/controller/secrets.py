@@ -32,6 +32,7 @@ from credop import names
 from credop.controller.material import Material, Owner, RecordFields, record_body, tenant_secret_body
 from credop.domain.conditions import parse_timestamp
 from credop.domain.verifiers import is_acceptable_verifier
+from credop.kube.bodies import data_value
 from credop.kube.client import ConflictError, Kube, NotFoundError
 
 Body = dict[str, Any]
@@ -89,11 +90,6 @@ def _timestamp_or_none(text: str | None) -> datetime.datetime | None:
 
 def owned_by(secret: Body, owner: Owner) -> bool:
     return any(ref.get("uid") == owner.uid for ref in secret["metadata"].get("ownerReferences") or [])
-
-
-def data_value(secret: Body, key: str) -> str | None:
-    raw = (secret.get("data") or {}).get(key)
-    return base64.b64decode(raw).decode() if raw is not None else None
 
 
 def delivered(tenant_secret: Body, record: SecretRecord) -> bool:

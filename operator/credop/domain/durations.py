@@ -5,11 +5,10 @@ from __future__ import annotations
 import datetime
 import re
 
+from credop.api.durations import DURATION_OR_NEVER_PATTERN, DURATION_PATTERN, NO_NOTICE, NOTIFY_BEFORE_PATTERN
+
 NEVER = "Never"
-DURATION_PATTERN = r"^([0-9]+(s|m|h|d))+$"
-NO_NOTICE = "None"
-DURATION_OR_NEVER_PATTERN = r"^(Never|([0-9]+(s|m|h|d))+)$"
-NOTIFY_BEFORE_PATTERN = r"^(None|([0-9]+(s|m|h|d))+)$"
+__all__ = ["DURATION_OR_NEVER_PATTERN", "DURATION_PATTERN", "NEVER", "NOTIFY_BEFORE_PATTERN", "NO_NOTICE"]
 _PART = re.compile(r"([0-9]+)(s|m|h|d)")
 _UNIT_SECONDS = {"s": 1, "m": 60, "h": 3600, "d": 86400}
 _MAX_SECONDS = 100 * 365 * 86400

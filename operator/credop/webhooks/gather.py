@@ -15,7 +15,7 @@ from pydantic import ValidationError
 
 from credop import names
 from credop.api.keypolicy import KeyPolicySpec
-from credop.controller.secrets import data_value
+from credop.kube.bodies import data_value
 from credop.kube.client import Kube, NotFoundError
 from credop.webhooks.requests import CREATE, DELETE, AdmissionRequest
 
