@@ -92,7 +92,8 @@ async def serve(kubeconfig: str, namespace: str, port: int, stop: threading.Even
 def run(kubeconfig: str, *, namespace: str, port: int) -> None:
     from credop.logs import configure_logging
 
-    configure_logging(level=os.environ.get("CREDOP_LOG_LEVEL", "INFO"))
+    # Readable lines on a terminal; JSON (what log pipelines want) when the output goes elsewhere.
+    configure_logging(level=os.environ.get("CREDOP_LOG_LEVEL", "INFO"), json_format=not sys.stderr.isatty())
     install(kubeconfig, namespace)
     stop, ready = threading.Event(), threading.Event()
 
@@ -133,7 +134,7 @@ def run_on_node(namespace: str) -> None:
         kubectl(kubeconfig, "create", "namespace", EXAMPLES_NAMESPACE, check=False)
         apply_examples(kubeconfig, webhooks=True)
         print_status(kubeconfig)
-        print(f"everything up in {time.monotonic() - started:.0f}s; credential service: http://credop.{namespace}.svc (in the cluster)", flush=True)
+        print(f"everything up in {time.monotonic() - started:.0f}s; credential service: https://credop.{namespace}.svc (in the cluster; clients trust tokenCA from their Secret)", flush=True)
         print(f"export KUBECONFIG={kubeconfig}", flush=True)
         print("Ctrl-C stops the cluster.", flush=True)
         signal.pause()
