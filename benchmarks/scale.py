@@ -131,7 +131,12 @@ async def populate_direct(kube: Kube, kubeconfig: Path, namespace: str, start: i
 
 def wait_all_known(operator: OperatorProcess, count: int, started: float) -> float:
     while True:
-        match = RECONCILED.search(operator.metrics()) if operator.process.poll() is None else None
+        if operator.process.poll() is not None:
+            raise RuntimeError(f"the operator exited with {operator.process.returncode}")
+        try:
+            match = RECONCILED.search(operator.metrics())
+        except OSError:  # the operator's /metrics can answer 500 while its store changes under it
+            match = None
         if match and float(match.group(1)) >= count:
             return time.monotonic() - started
         time.sleep(0.2)
@@ -211,6 +216,15 @@ def lateness(metrics: str) -> tuple[int, float, float]:
     return int(total), p99, worst
 
 
+def metrics_text(operator: OperatorProcess) -> str:
+    for _ in range(50):
+        try:
+            return operator.metrics()
+        except OSError:
+            time.sleep(0.2)
+    return operator.metrics()
+
+
 def resyncs(operator: OperatorProcess) -> int:
     try:
         match = RESYNCS.search(operator.metrics())
@@ -239,7 +253,7 @@ async def measure_point(
         rss = psutil.Process(operator.process.pid).memory_info().rss / 2**20
         await deadline_load(kube, kubeconfig, 200)
         await asyncio.sleep(35)
-        checks, p99, worst = lateness(operator.metrics())
+        checks, p99, worst = lateness(metrics_text(operator))
     finally:
         operator.stop()
     per_hour = writes / size * 3600 / max(idle, resync)
