@@ -10,9 +10,9 @@ never secret values.
 from __future__ import annotations
 
 from collections import Counter
-from collections.abc import Iterator, Mapping
+from collections.abc import Iterator, Mapping, Sized
 from dataclasses import dataclass
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Protocol
 
 from prometheus_client import CollectorRegistry, Gauge, Histogram
 from prometheus_client import Counter as CounterMetric
@@ -23,8 +23,18 @@ from credop import names
 from credop.domain.conditions import parse_timestamp
 
 if TYPE_CHECKING:
-    from credop.controller.runtime import Runtime
-    from credop.controller.store import ObjectRef
+    from credop.controller.store import ObjectRef, Store
+
+
+class Watched(Protocol):
+    """What the credential collector reads: the operator's store and its scheduler (the runtime)."""
+
+    @property
+    def store(self) -> Store: ...
+
+    @property
+    def scheduler(self) -> Sized: ...
+
 
 NOTABLE_CONDITIONS = ("ExpiringSoon", "RotationDue", "Unused", "SecretMissing")
 ROUTING_LABELS = ("created_by", "policy", "owner")
@@ -83,7 +93,7 @@ class OperatorMetrics:
             registry=self.registry,
         )
 
-    def watch(self, runtime: Runtime) -> None:
+    def watch(self, runtime: Watched) -> None:
         self.registry.register(CredentialCollector(runtime, self.routing))
 
     def note_routing(self, ref: ObjectRef, *, created_by: str | None, policy: str) -> None:
@@ -95,7 +105,7 @@ class OperatorMetrics:
 class CredentialCollector(Collector):
     """Credential phases, notable conditions, expiry times and active-client slots, from the store."""
 
-    def __init__(self, runtime: Runtime, routing: dict[ObjectRef, Routing]) -> None:
+    def __init__(self, runtime: Watched, routing: dict[ObjectRef, Routing]) -> None:
         self._runtime = runtime
         self._routing = routing
 

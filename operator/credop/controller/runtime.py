@@ -19,7 +19,7 @@ from credop.clock import Clock, utc_now
 from credop.config import Config
 from credop.controller.events import EventRecorder
 from credop.controller.metrics import OperatorMetrics
-from credop.controller.notices import Notifier, NotifySettings
+from credop.controller.notices import NoticeMetrics, Notifier, NotifySettings
 from credop.controller.scheduler import Scheduler
 from credop.controller.secrets import CredentialSecrets
 from credop.controller.slots import SlotActor
@@ -55,7 +55,13 @@ class Runtime:
         self.slots = SlotActor(self)
         self.metrics = OperatorMetrics()
         self.metrics.watch(self)
-        self.notifier = Notifier(self, self.notify)
+        self.notifier = Notifier(
+            kube=self.kube,
+            store=self.store,
+            clock=self.now,
+            metrics=NoticeMetrics(self.metrics.notices, self.metrics.notices_queued),
+            settings=self.notify,
+        )
         self._tasks: list[asyncio.Task[None]] = []
 
     def now(self) -> datetime.datetime:

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from credop.controller.notices.notifier import Notifier
+from credop.controller.notices.notifier import NoticeMetrics, Notifier
 from credop.controller.notices.settings import NotifySettings
 
-__all__ = ["Notifier", "NotifySettings"]
+__all__ = ["NoticeMetrics", "Notifier", "NotifySettings"]

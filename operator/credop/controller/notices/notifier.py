@@ -18,12 +18,14 @@ from __future__ import annotations
 import asyncio
 import base64
 import contextlib
+import datetime
 import heapq
 import itertools
 import logging
 import random
 import time
 from collections import OrderedDict
+from collections.abc import Callable
 from dataclasses import dataclass, replace
 from typing import TYPE_CHECKING, Any
 
@@ -41,7 +43,10 @@ from credop.domain.policy import resolve_policy
 from credop.kube.client import KubeApiError, NotFoundError
 
 if TYPE_CHECKING:
-    from credop.controller.runtime import Runtime
+    from prometheus_client import Counter, Gauge
+
+    from credop.controller.store import Store
+    from credop.kube.client import Kube
 
 logger = logging.getLogger(__name__)
 Body = dict[str, Any]
@@ -62,9 +67,25 @@ class Job:
         return (self.uid, self.item.notice, self.item.generation, self.item.receiver)
 
 
+@dataclass(frozen=True)
+class NoticeMetrics:
+    """``credop_notices_total{receiver_kind,notice,result}`` and ``credop_notices_pending``."""
+
+    deliveries: Counter
+    pending: Gauge
+
+
 class Notifier:
-    def __init__(self, runtime: Runtime, settings: NotifySettings | None = None) -> None:
-        self._runtime = runtime
+    def __init__(
+        self,
+        *,
+        kube: Kube,
+        store: Store,
+        clock: Callable[[], datetime.datetime],
+        metrics: NoticeMetrics,
+        settings: NotifySettings | None = None,
+    ) -> None:
+        self._kube, self._store, self._clock, self._metrics = kube, store, clock, metrics
         self.settings = settings or NotifySettings.from_environment()
         self._heap: list[tuple[float, int, Job]] = []
         self._pending: set[tuple[str, str, int, str]] = set()
@@ -96,7 +117,7 @@ class Notifier:
     def _context(self, plural: str, body: Body) -> tuple[NoticeFacts, Notifications, str] | None:
         meta = body["metadata"]
         resolved = resolve_policy(
-            (body.get("spec") or {}).get("policyName"), self._runtime.store.policies.get(meta["namespace"], {})
+            (body.get("spec") or {}).get("policyName"), self._store.policies.get(meta["namespace"], {})
         )
         if resolved.spec is None or resolved.spec.notifications is None:
             return None
@@ -116,7 +137,7 @@ class Notifier:
         self._pending.add(job.key)
         heapq.heappush(self._heap, (time.monotonic() + delay, next(self._sequence), job))
         self._wake.set()
-        self._runtime.metrics.notices_queued.set(len(self._pending))
+        self._metrics.pending.set(len(self._pending))
         return 1
 
     # The delivery task ----------------------------------------------------------------------
@@ -160,11 +181,11 @@ class Notifier:
         self._done[job.key] = None
         while len(self._done) > REMEMBERED_DONE:
             self._done.popitem(last=False)
-        self._runtime.metrics.notices_queued.set(len(self._pending))
+        self._metrics.pending.set(len(self._pending))
 
     def _drop(self, job: Job) -> None:
         self._pending.discard(job.key)
-        self._runtime.metrics.notices_queued.set(len(self._pending))
+        self._metrics.pending.set(len(self._pending))
 
     async def _deliver(self, job: Job) -> None:
         body = await self._fresh(job)
@@ -188,7 +209,7 @@ class Notifier:
             recipients=notices.recipients(receiver, notifications, facts),
             policy=policy,
             owner=self._owner(job.ref.namespace, policy),
-            now=self._runtime.now(),
+            now=self._clock(),
         )
         try:
             await self._send(receiver, message, namespace=job.ref.namespace)
@@ -214,7 +235,7 @@ class Notifier:
 
     async def _fresh(self, job: Job) -> Body | None:
         try:
-            body = await self._runtime.kube.get_object(job.ref.plural, job.ref.namespace, job.ref.name)
+            body = await self._kube.get_object(job.ref.plural, job.ref.namespace, job.ref.name)
         except NotFoundError:
             return None
         if body["metadata"].get("uid") != job.uid or body["metadata"].get("deletionTimestamp"):
@@ -229,7 +250,7 @@ class Notifier:
         return bucket
 
     def _owner(self, namespace: str, policy: str) -> str | None:
-        spec: KeyPolicySpec | None = self._runtime.store.policies.get(namespace, {}).get(policy)
+        spec: KeyPolicySpec | None = self._store.policies.get(namespace, {}).get(policy)
         return spec.owner if spec else None
 
     def _requeue(self, job: Job, delay: float) -> None:
@@ -255,7 +276,7 @@ class Notifier:
             self._drop(job)
 
     def _count(self, receiver: Receiver, job: Job, result: str) -> None:
-        self._runtime.metrics.notices.labels(receiver.kind, job.item.notice, result).inc()
+        self._metrics.deliveries.labels(receiver.kind, job.item.notice, result).inc()
 
     # Sending ------------------------------------------------------------------------------
     async def _send(self, receiver: Receiver, message: Message, *, namespace: str) -> None:
@@ -288,7 +309,7 @@ class Notifier:
     async def _secret_data(self, namespace: str, name: str) -> dict[str, str]:
         """A Secret the policy names: in its namespace, opted in by label, never one credop manages."""
         try:
-            secret = await self._runtime.kube.read_secret(namespace, name)
+            secret = await self._kube.read_secret(namespace, name)
         except NotFoundError:
             raise DeliveryError(f'Secret "{name}" does not exist') from None
         labels = secret["metadata"].get("labels") or {}
@@ -324,7 +345,7 @@ class Notifier:
     async def _write_ledger(self, job: Job, body: Body, *, delivered: bool, error: str | None) -> bool:
         status = body.get("status") or {}
         ledger = status.get("notices")
-        updated = notices.ledger_with(ledger or [], job.item, delivered=delivered, now=self._runtime.now(), error=error)
+        updated = notices.ledger_with(ledger or [], job.item, delivered=delivered, now=self._clock(), error=error)
         patch: list[Body] = [{"op": "test", "path": "/metadata/uid", "value": job.uid}]
         if ledger is not None:
             patch.append({"op": "test", "path": "/status/notices", "value": ledger})
@@ -332,7 +353,7 @@ class Notifier:
             patch.append({"op": "add", "path": "/status", "value": {}})
         patch.append({"op": "add", "path": "/status/notices", "value": updated})
         try:
-            await self._runtime.kube.json_patch_status(job.ref.plural, job.ref.namespace, job.ref.name, patch)
+            await self._kube.json_patch_status(job.ref.plural, job.ref.namespace, job.ref.name, patch)
         except NotFoundError:
             return True
         except KubeApiError as failure:
