@@ -131,6 +131,7 @@ class TokenKeys:
         self.audience = audience
         self.schedule = schedule
         self._loaded: dict[str, _LoadedKey] = {}
+        self._kids: frozenset[str] = frozenset()
         self._signer: tuple[_LoadedKey, datetime.datetime, datetime.datetime] | None = None
         """The key that signs, and the span [since, until) it is the one for (between two keys ripening)."""
         self._headers: dict[tuple[str, str], bytes] = {}
@@ -150,13 +151,14 @@ class TokenKeys:
             private = key.private_key()
             loaded[key.kid] = _LoadedKey(key, private, private.public_key(), key.public_jwk())
         self._loaded = loaded
+        self._kids = frozenset(loaded)
         self._signer = None
         self._headers = {}
 
-    def published_kids(self, *, now: datetime.datetime) -> set[str]:
+    def published_kids(self, *, now: datetime.datetime) -> frozenset[str]:
         """Every key in credop's keyring: the operator adds keys ahead of use and retires them after
         the longest token lifetime its policies allow, so the keyring itself is what to publish."""
-        return set(self._loaded)
+        return self._kids
 
     def jwks(self, *, now: datetime.datetime) -> dict[str, Any]:
         """The JSON Web Key Set: public parts of the published keys only."""
