@@ -22,7 +22,7 @@ class NotifySettings:
     """Notices per minute per receiver, after a burst of :attr:`burst`."""
     burst: float = 10.0
     max_attempts: int = 12
-    """Tries per notice and receiver before credop gives up and records the failure (about 45 minutes)."""
+    """Tries per notice and receiver before credop gives up and records the failure (12: 20 to 37 minutes)."""
     retry_base: float = 2.0
     """Seconds before the first retry; each retry doubles it, up to :attr:`retry_cap`."""
     retry_cap: float = 600.0
