@@ -405,3 +405,33 @@ def test_a_verifier_credop_did_not_make_is_not_migrated(cluster: Cluster, namesp
     restored = wait_status(cluster, namespace, "planted", lambda s: s.get("rotateHandled") == "manual:fresh")
     assert restored["phase"] == "Active" and restored["keyGeneration"] == 2
     assert record_data(cluster, namespace, "planted")["verifier"].startswith("hmac-sha256$")
+
+
+def test_extending_an_expired_keys_expiry_brings_it_back_without_a_new_secret(cluster: Cluster, namespace: str) -> None:
+    cluster.apply(key_manifest("brief", namespace, expiresIn="3s"))
+    wait_status(cluster, namespace, "brief", lambda s: s.get("phase") == "Expired", timeout=20)
+    before = secret_data(cluster, namespace, "brief")["secretKey"]
+    patch = '{"spec":{"expiresIn":"1h"}}'
+    cluster.kubectl("patch", "sak", "brief", "-n", namespace, "--type=merge", "-p", patch)
+    status = wait_status(cluster, namespace, "brief", active)
+    assert status["keyGeneration"] == 1 and secret_data(cluster, namespace, "brief")["secretKey"] == before
+    assert "ExpiryExtended" in [entry["action"] for entry in status.get("history", [])]
+
+
+def test_editing_a_jwt_keys_roles_or_expiry_mints_a_jwt_that_says_so(cluster: Cluster, namespace: str) -> None:
+    cluster.apply(key_manifest("signed", namespace, format="JWT", roles=[{"name": "GlobalViewer"}], expiresIn="30d"))
+    first = wait_status(cluster, namespace, "signed", active)
+    assert first["claimsDigest"]
+    cluster.kubectl("patch", "sak", "signed", "-n", namespace, "--type=merge", "-p", '{"spec":{"description":"x"}}')
+    wait_status(cluster, namespace, "signed", lambda s: s.get("observedGeneration") == 2)
+    assert status_of(cluster, namespace, "signed")["keyGeneration"] == 1, "a description is not a claim"
+    roles = '{"spec":{"roles":[{"name":"GlobalAdmin"}]}}'
+    cluster.kubectl("patch", "sak", "signed", "-n", namespace, "--type=merge", "-p", roles)
+    second = wait_status(cluster, namespace, "signed", lambda s: s.get("keyGeneration") == 2)
+    assert second["rotateHandled"].startswith("claims:") and second["claimsDigest"] != first["claimsDigest"]
+    claims = jwt.decode(secret_data(cluster, namespace, "signed")["secretKey"], options={"verify_signature": False})
+    assert claims["roles"] == [{"name": "GlobalAdmin", "scope": []}]
+    cluster.kubectl("patch", "sak", "signed", "-n", namespace, "--type=merge", "-p", '{"spec":{"expiresIn":"60d"}}')
+    third = wait_status(cluster, namespace, "signed", lambda s: s.get("keyGeneration") == 3)
+    claims = jwt.decode(secret_data(cluster, namespace, "signed")["secretKey"], options={"verify_signature": False})
+    assert claims["exp"] == int(datetime.datetime.fromisoformat(third["expiresAt"].replace("Z", "+00:00")).timestamp())

@@ -174,6 +174,8 @@ class ServiceAccountKeyStatus(StatusModel):
     """Tokens issued to this key before this instant are rejected."""
     invalidate_tokens_handled: str | None = None
     """The last credop.dev/invalidate-tokens annotation value acted on."""
+    claims_digest: str | None = None
+    """JWT-format keys: a digest of the roles and expiry the current JWT carries (editing them mints a new JWT)."""
     conditions: list[Condition] = Field(
         default_factory=list,
         json_schema_extra={"x-kubernetes-list-type": "map", "x-kubernetes-list-map-keys": ["type"]},

@@ -40,7 +40,7 @@ from credop.domain import templates
 from credop.domain.conditions import merge_conditions, timestamp
 from credop.domain.durations import parse_duration
 from credop.domain.history import CREDOP, Transition
-from credop.domain.lifecycle import KeyFacts, KeyState, key_expires_at, key_state, not_ready
+from credop.domain.lifecycle import KeyFacts, KeyState, key_claims_digest, key_expires_at, key_state, not_ready
 from credop.domain.policy import check_service_account_key, grace_period
 from credop.domain.tokens import invalidation_instant
 
@@ -154,8 +154,9 @@ async def _act(runtime: Runtime, context: KeyContext) -> tuple[KeyState, KeyCont
         record = await _mint(runtime, context, now)
         context = replace(context, record=record)
         state = key_state(_facts(runtime, context), now=now)
-    if _requested_rotation(context) is not None or state.rotate_now:
-        record, restarted = await _rotate(runtime, context, now)
+    stale_claims = _stale_jwt_claims(context)
+    if _requested_rotation(context) is not None or state.rotate_now or stale_claims is not None:
+        record, restarted = await _rotate(runtime, context, now, reason=stale_claims)
         context = replace(context, notes=context.notes + restarted)
     elif _grace_is_over(record, now):
         await runtime.secrets.retire_previous(context.owner)
@@ -200,12 +201,33 @@ async def _mint(runtime: Runtime, context: KeyContext, now: datetime.datetime) -
     return record
 
 
+def _stale_jwt_claims(context: KeyContext) -> str | None:
+    """For a JWT-format key whose roles or expiry were edited since its JWT was minted: the rotation request."""
+    record, recorded = context.record, context.status.claims_digest
+    if context.spec.format != "JWT" or record is None or recorded is None or context.policy.spec is None:
+        return None
+    if context.status.key_generation != record.generation:
+        return None  # a rotation this reconcile has not written to status yet
+    wanted = key_claims_digest(context.spec, context.policy.spec, minted_at=record.minted_at)
+    return f"claims:{wanted}" if wanted != recorded else None
+
+
+def _claims_digest(context: KeyContext) -> str | None:
+    """The digest status records: of the JWT minted now, else the one recorded (set once for older keys)."""
+    record, status = context.record, context.status
+    if context.spec.format != "JWT" or record is None or context.policy.spec is None:
+        return None
+    if status.claims_digest is not None and status.key_generation == record.generation:
+        return status.claims_digest
+    return key_claims_digest(context.spec, context.policy.spec, minted_at=record.minted_at)
+
+
 async def _rotate(
-    runtime: Runtime, context: KeyContext, now: datetime.datetime
+    runtime: Runtime, context: KeyContext, now: datetime.datetime, *, reason: str | None = None
 ) -> tuple[SecretRecord, tuple[Transition, ...]]:
     previous = context.record
     assert previous is not None
-    request = _requested_rotation(context) or f"auto:{previous.generation + 1}"
+    request = _requested_rotation(context) or reason or f"auto:{previous.generation + 1}"
     minted_at = now.replace(microsecond=0)
     assert context.policy.spec is not None
     grace = grace_period(context.spec, context.policy.spec)
@@ -311,6 +333,7 @@ def _desired_status(runtime: Runtime, context: KeyContext, state: KeyState, now:
         "rotateHandled": record.request if record else None,
         "tokensInvalidBefore": timestamp_or_none(tokens_invalid_before),
         "invalidateTokensHandled": handled,
+        "claimsDigest": _claims_digest(context),
     }
     previous = (context.body.get("status") or {}).get("conditions") or []
     desired["conditions"] = merge_conditions(previous, state.conditions, now=now, generation=context.generation)

@@ -8,6 +8,8 @@ status should be ``now``, applies it, and asks the scheduler to come back at
 from __future__ import annotations
 
 import datetime
+import hashlib
+import json
 from dataclasses import dataclass
 
 from credop.api.keypolicy import KeyPolicySpec
@@ -249,3 +251,17 @@ def _unused(timeline: KeyTimeline, now: datetime.datetime) -> ConditionState:
 
 def _iso(instant: datetime.datetime) -> str:
     return instant.astimezone(datetime.UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+def key_claims_digest(spec: ServiceAccountKeySpec, policy: KeyPolicySpec, *, minted_at: datetime.datetime) -> str:
+    """What a JWT-format key minted at ``minted_at`` would say (its roles and expiry), as a short digest.
+
+    A JWT carries its claims: when the spec's roles or expiry change, the JWT
+    minted before would lie about them, so a different digest means a new JWT.
+    """
+    expires_at = key_expires_at(spec, policy, minted_at=minted_at)
+    claims = {
+        "roles": [role.to_wire() for role in spec.roles],
+        "expiresAt": expires_at.isoformat() if expires_at is not None else None,
+    }
+    return hashlib.sha256(json.dumps(claims, sort_keys=True).encode()).hexdigest()[:16]
