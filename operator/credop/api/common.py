@@ -30,6 +30,10 @@ class ApiModel(BaseModel):
         """The JSON-ready dict the API server stores (camelCase, unset fields left out)."""
         return self.model_dump(mode="json", by_alias=True, exclude_none=True)
 
+    def to_patch(self) -> dict[str, Any]:
+        """A JSON merge patch of the fields given when the model was made: ``None`` ones are removed."""
+        return self.model_dump(mode="json", by_alias=True, exclude_unset=True)
+
 
 class StatusModel(ApiModel):
     """Base of status models: tolerant of fields written by other versions."""

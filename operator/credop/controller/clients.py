@@ -21,10 +21,10 @@ from credop.controller.keyring import keyring_missing_message
 from credop.controller.material import Material, client_material
 from credop.controller.runtime import Runtime
 from credop.controller.secrets import OwnerGoneError, SecretConflictError, SecretRecord
-from credop.controller.slots import ClientFacts
-from credop.controller.status import StaleStatusError, apply_status, refresh, status_transitions, timestamp_or_none
+from credop.controller.status import StaleStatusError, status_transitions, timestamp_or_none
 from credop.controller.store import ObjectRef, generation_of
 from credop.domain import templates
+from credop.domain.clients import ClientFacts, eligibility, tokens_cut_off
 from credop.domain.policy import (
     Violation,
     check_api_client,
@@ -32,7 +32,6 @@ from credop.domain.policy import (
     effective_token_validity,
     policy_not_found,
 )
-from credop.domain.tokens import invalidation_instant
 from credop.kube.bodies import data_value
 from credop.kube.client import NotFoundError
 
@@ -70,7 +69,7 @@ async def reconcile_client(runtime: Runtime, ref: ObjectRef) -> None:
                 await _reconcile(runtime, ref)
                 return
             except StaleStatusError:
-                if attempt == STALE_RETRIES or not await refresh(runtime, ref):
+                if attempt == STALE_RETRIES or not await runtime.status.refresh(ref):
                     raise
 
 
@@ -94,7 +93,7 @@ async def _reconcile(runtime: Runtime, ref: ObjectRef) -> None:
         runtime.slots.update(ref, ClientFacts.failed(problem.reason, problem.message, generation))
         return
     await _write_status(runtime, context, record)
-    runtime.slots.update(ref, _eligibility(runtime, context, record))
+    runtime.slots.update(ref, _eligibility(runtime, context))
 
 
 def _gather(runtime: Runtime, body: Body, spec: ApiClientSpec) -> ClientContext:
@@ -271,10 +270,16 @@ async def _rotate(
 async def _write_status(runtime: Runtime, context: ClientContext, record: SecretRecord | None) -> None:
     status = context.status
     now = runtime.now()
-    invalidate = context.annotations.get(names.INVALIDATE_TOKENS)
-    tokens_invalid_before, handled = status.tokens_invalid_before, status.invalidate_tokens_handled
-    if invalidate and invalidate != handled:
-        tokens_invalid_before, handled = invalidation_instant(now), invalidate
+    requested = context.annotations.get(names.INVALIDATE_TOKENS)
+    tokens_invalid_before, handled = tokens_cut_off(
+        was_active=False,
+        is_active=False,  # leaving Active is the slot actor's to record
+        requested=requested,
+        handled=status.invalidate_tokens_handled,
+        recorded=status.tokens_invalid_before,
+        now=now,
+    )
+    if handled != status.invalidate_tokens_handled:
         runtime.events.record(
             context.body,
             type="Normal",
@@ -282,23 +287,25 @@ async def _write_status(runtime: Runtime, context: ClientContext, record: Secret
             message=f'tokens of client "{context.client_id}" issued before now are rejected',
         )
     policy = context.policy.spec
-    desired = {
-        "clientId": context.client_id,
-        "tokenValiditySeconds": effective_token_validity(context.spec, policy)
-        if policy
-        else context.spec.token_validity_seconds,
-        "policy": context.policy.name,
-        "createdBy": context.annotations.get(names.CREATED_BY) or status.created_by,
-        "createdAt": timestamp_or_none(status.created_at or (record.minted_at if record else None)),
-        "secretRef": {"name": context.secret_name} if record else None,
-        "keyGeneration": record.generation if record else None,
-        "lastRotatedAt": timestamp_or_none(record.minted_at if record else None),
-        "rotateHandled": record.request if record else None,
-        "tokensInvalidBefore": timestamp_or_none(tokens_invalid_before),
-        "invalidateTokensHandled": handled,
-    }
+    desired = ApiClientStatus.model_validate(
+        {
+            "clientId": context.client_id,
+            "tokenValiditySeconds": effective_token_validity(context.spec, policy)
+            if policy
+            else context.spec.token_validity_seconds,
+            "policy": context.policy.name,
+            "createdBy": context.annotations.get(names.CREATED_BY) or status.created_by,
+            "createdAt": timestamp_or_none(status.created_at or (record.minted_at if record else None)),
+            "secretRef": {"name": context.secret_name} if record else None,
+            "keyGeneration": record.generation if record else None,
+            "lastRotatedAt": timestamp_or_none(record.minted_at if record else None),
+            "rotateHandled": record.request if record else None,
+            "tokensInvalidBefore": timestamp_or_none(tokens_invalid_before),
+            "invalidateTokensHandled": handled,
+        }
+    ).to_patch()
     found = status_transitions(context.body, desired, policy=context.policy.name)
-    await apply_status(runtime, PLURAL, context.body, desired, history=found)
+    await runtime.status.apply(PLURAL, context.body, desired, history=found)
     runtime.metrics.note_routing(
         ObjectRef.of(PLURAL, context.body),
         created_by=context.annotations.get(names.CREATED_BY) or status.created_by,
@@ -306,17 +313,12 @@ async def _write_status(runtime: Runtime, context: ClientContext, record: Secret
     )
 
 
-def _eligibility(runtime: Runtime, context: ClientContext, record: SecretRecord) -> ClientFacts:
+def _eligibility(runtime: Runtime, context: ClientContext) -> ClientFacts:
     assert context.policy.spec is not None
-    limit = context.policy.spec.max_active_clients
-    secret_present = runtime.store.secret_exists(context.owner.namespace, context.secret_name)
-    if not secret_present:
-        return ClientFacts.failed(
-            "SecretMissing",
-            f'the Secret "{context.secret_name}" was deleted; rotate the client to mint a new one',
-            context.generation,
-            secret_missing=True,
-        )
-    if not context.spec.active:
-        return ClientFacts(False, "Inactive", "Deactivated", "spec.active is false", limit, context.generation)
-    return ClientFacts(True, "Active", "Active", "", limit, context.generation)
+    return eligibility(
+        active=context.spec.active,
+        secret_present=runtime.store.secret_exists(context.owner.namespace, context.secret_name),
+        secret_name=context.secret_name,
+        limit=context.policy.spec.max_active_clients,
+        generation=context.generation,
+    )

@@ -28,7 +28,6 @@ from credop.controller.keyring import (
 )
 from credop.controller.keys import reconcile_key
 from credop.controller.runtime import Runtime
-from credop.controller.status import apply_status
 from credop.controller.store import ObjectRef, RecordInfo
 from credop.domain.conditions import merge_conditions
 from credop.domain.keyring import decode_keyring
@@ -281,7 +280,7 @@ async def _write_policy_status(runtime: Runtime, body: dict[str, Any], error: st
         "observedGeneration": generation,
         "conditions": merge_conditions(previous, [ready], now=runtime.now(), generation=generation),
     }
-    await apply_status(runtime, names.KEY_POLICIES, body, desired)
+    await runtime.status.apply(names.KEY_POLICIES, body, desired)
 
 
 @kopf.on.event("v1", "secrets")

@@ -27,22 +27,20 @@ from credop.controller.runtime import Runtime
 from credop.controller.secrets import OwnerGoneError, SecretConflictError, SecretRecord
 from credop.controller.status import (
     StaleStatusError,
-    apply_status,
     condition_events,
     phase_events,
-    refresh,
     status_transitions,
     timestamp_or_none,
     written,
 )
 from credop.controller.store import ObjectRef
 from credop.domain import templates
+from credop.domain.clients import tokens_cut_off
 from credop.domain.conditions import merge_conditions, timestamp
 from credop.domain.durations import parse_duration
 from credop.domain.history import CREDOP, Transition
 from credop.domain.lifecycle import KeyFacts, KeyState, key_claims_digest, key_expires_at, key_state, not_ready
 from credop.domain.policy import check_service_account_key, grace_period
-from credop.domain.tokens import invalidation_instant
 
 logger = logging.getLogger(__name__)
 PLURAL = names.SERVICE_ACCOUNT_KEYS
@@ -72,7 +70,7 @@ async def reconcile_key(runtime: Runtime, ref: ObjectRef) -> None:
                 await _reconcile(runtime, ref)
                 return
             except StaleStatusError:
-                if attempt == STALE_RETRIES or not await refresh(runtime, ref):
+                if attempt == STALE_RETRIES or not await runtime.status.refresh(ref):
                     raise
 
 
@@ -305,36 +303,39 @@ async def _restart_targets(
     return (Transition("RestartedTargets", message, CREDOP, generation),)
 
 
-def _desired_status(runtime: Runtime, context: KeyContext, state: KeyState, now: datetime.datetime) -> Body:
+def _desired_status(context: KeyContext, state: KeyState, now: datetime.datetime) -> Body:
     status = context.status
     record = context.record
-    invalidate = context.annotations.get(names.INVALIDATE_TOKENS)
-    tokens_invalid_before = status.tokens_invalid_before
-    handled = status.invalidate_tokens_handled
-    if invalidate and invalidate != handled:
-        tokens_invalid_before, handled = invalidation_instant(now), invalidate
-    if status.phase == "Active" and state.phase != "Active":
-        tokens_invalid_before = invalidation_instant(now)  # tokens must not come back with the key
-    desired = {
-        "observedGeneration": context.generation,
-        "phase": state.phase,
-        "reason": state.reason,
-        "message": state.message or None,
-        "accessKeyId": record.identifier if record else None,
-        "policy": context.policy.name,
-        "createdBy": context.annotations.get(names.CREATED_BY) or status.created_by,
-        "createdAt": timestamp_or_none(status.created_at or (record.minted_at if record else None)),
-        "expiresAt": timestamp_or_none(state.timeline.expires_at),
-        "lastRotatedAt": timestamp_or_none(record.minted_at if record else None),
-        "rotationDueAt": timestamp_or_none(state.timeline.rotation_due_at),
-        "secretRef": {"name": context.secret_name} if record else None,
-        "keyGeneration": record.generation if record else None,
-        "previousSecretValidUntil": timestamp_or_none(record.previous_valid_until if record else None),
-        "rotateHandled": record.request if record else None,
-        "tokensInvalidBefore": timestamp_or_none(tokens_invalid_before),
-        "invalidateTokensHandled": handled,
-        "claimsDigest": _claims_digest(context),
-    }
+    tokens_invalid_before, handled = tokens_cut_off(
+        was_active=status.phase == "Active",
+        is_active=state.phase == "Active",
+        requested=context.annotations.get(names.INVALIDATE_TOKENS),
+        handled=status.invalidate_tokens_handled,
+        recorded=status.tokens_invalid_before,
+        now=now,
+    )
+    desired = ServiceAccountKeyStatus.model_validate(
+        {
+            "observedGeneration": context.generation,
+            "phase": state.phase,
+            "reason": state.reason,
+            "message": state.message or None,
+            "accessKeyId": record.identifier if record else None,
+            "policy": context.policy.name,
+            "createdBy": context.annotations.get(names.CREATED_BY) or status.created_by,
+            "createdAt": timestamp_or_none(status.created_at or (record.minted_at if record else None)),
+            "expiresAt": timestamp_or_none(state.timeline.expires_at),
+            "lastRotatedAt": timestamp_or_none(record.minted_at if record else None),
+            "rotationDueAt": timestamp_or_none(state.timeline.rotation_due_at),
+            "secretRef": {"name": context.secret_name} if record else None,
+            "keyGeneration": record.generation if record else None,
+            "previousSecretValidUntil": timestamp_or_none(record.previous_valid_until if record else None),
+            "rotateHandled": record.request if record else None,
+            "tokensInvalidBefore": timestamp_or_none(tokens_invalid_before),
+            "invalidateTokensHandled": handled,
+            "claimsDigest": _claims_digest(context),
+        }
+    ).to_patch()
     previous = (context.body.get("status") or {}).get("conditions") or []
     desired["conditions"] = merge_conditions(previous, state.conditions, now=now, generation=context.generation)
     return desired
@@ -342,7 +343,7 @@ def _desired_status(runtime: Runtime, context: KeyContext, state: KeyState, now:
 
 async def _apply(runtime: Runtime, context: KeyContext, state: KeyState) -> None:
     now = runtime.now()
-    desired = _desired_status(runtime, context, state, now)
+    desired = _desired_status(context, state, now)
     current = context.body.get("status") or {}
     if (
         desired["invalidateTokensHandled"] != current.get("invalidateTokensHandled")
@@ -359,7 +360,7 @@ async def _apply(runtime: Runtime, context: KeyContext, state: KeyState) -> None
     ):
         runtime.events.record(context.body, **event)
     found = status_transitions(context.body, desired, policy=context.policy.name, extra=context.notes)
-    await apply_status(runtime, PLURAL, context.body, desired, history=found)
+    await runtime.status.apply(PLURAL, context.body, desired, history=found)
     ref = ObjectRef.of(PLURAL, context.body)
     runtime.metrics.note_routing(ref, created_by=desired["createdBy"], policy=context.policy.name)
     runtime.notifier.review(PLURAL, written(context.body, desired))
@@ -378,4 +379,4 @@ async def _fail_invalid_spec(runtime: Runtime, body: Body, error: ValidationErro
         "message": message[:1024],
         "observedGeneration": body["metadata"].get("generation"),
     }
-    await apply_status(runtime, PLURAL, body, desired, history=status_transitions(body, desired, policy=None))
+    await runtime.status.apply(PLURAL, body, desired, history=status_transitions(body, desired, policy=None))

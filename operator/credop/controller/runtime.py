@@ -23,6 +23,7 @@ from credop.controller.notices import NoticeMetrics, Notifier, NotifySettings
 from credop.controller.scheduler import Scheduler
 from credop.controller.secrets import CredentialSecrets
 from credop.controller.slots import SlotActor
+from credop.controller.status import StatusWriter
 from credop.controller.store import ObjectRef, Store
 from credop.domain.keyformat import RandomBytes
 from credop.domain.keyring import Keyring
@@ -51,8 +52,11 @@ class Runtime:
     def __post_init__(self) -> None:
         self.events = EventRecorder(self.kube)
         self.secrets = CredentialSecrets(self.kube, namespace=self.config.namespace, on_written=self.store.note_written)
+        self.status = StatusWriter(self.kube, self.store, clock=self.now)
         self.scheduler: Scheduler[ObjectRef] = Scheduler(self._fire, clock=self.clock)
-        self.slots = SlotActor(self)
+        self.slots = SlotActor(
+            self.kube, status=self.status, events=self.events, notices=self._review_notices, clock=self.now
+        )
         self.metrics = OperatorMetrics()
         self.metrics.watch(self)
         self.notifier = Notifier(
@@ -66,6 +70,9 @@ class Runtime:
 
     def now(self) -> datetime.datetime:
         return self.clock()
+
+    def _review_notices(self, plural: str, body: dict[str, Any]) -> None:
+        self.notifier.review(plural, body)
 
     def token_ca(self) -> str | None:
         """The credential service's CA for clients (``tokenCA``): the one credop keeps, else the mounted file."""

@@ -11,46 +11,44 @@ the limit Active.
 from __future__ import annotations
 
 import asyncio
+import datetime
 import logging
-from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any
+from collections.abc import Callable
+from typing import Any
 
 from credop import names
-from credop.controller.status import StaleStatusError, apply_status, phase_events, status_transitions, written
+from credop.api.apiclient import ApiClientStatus
+from credop.clock import Clock
+from credop.controller.events import EventRecorder
+from credop.controller.status import StaleStatusError, StatusWriter, phase_events, status_transitions, written
 from credop.controller.store import ObjectRef, generation_of
-from credop.domain.conditions import merge_conditions, parse_timestamp, precise_timestamp, timestamp
-from credop.domain.lifecycle import READY, SECRET_MISSING, ConditionState
-from credop.domain.slots import ACTIVE, INACTIVE, LIMIT_REACHED, ClientView, allocate_slots
-from credop.domain.tokens import invalidation_instant
-
-if TYPE_CHECKING:
-    from credop.controller.runtime import Runtime
+from credop.domain.clients import ClientFacts, ShownStatus, SlotOutcome, slot_status, tokens_cut_off
+from credop.domain.conditions import merge_conditions, parse_timestamp, timestamp
+from credop.domain.slots import ACTIVE, LIMIT_REACHED, ClientView, allocate_slots
+from credop.kube.client import Kube
 
 logger = logging.getLogger(__name__)
 PLURAL = names.API_CLIENTS
 Body = dict[str, Any]
 
 
-@dataclass(frozen=True)
-class ClientFacts:
-    """What the ApiClient controller found: may it hold a slot, and if not, what should it show."""
-
-    eligible: bool
-    phase: str
-    reason: str
-    message: str
-    limit: int
-    generation: int
-    secret_missing: bool = False
-
-    @classmethod
-    def failed(cls, reason: str, message: str, generation: int, *, secret_missing: bool = False) -> ClientFacts:
-        return cls(False, "Failed", reason, message, 0, generation, secret_missing)
-
-
 class SlotActor:
-    def __init__(self, runtime: Runtime) -> None:
-        self._runtime = runtime
+    """Decides and writes every ApiClient's phase, one namespace loop at a time."""
+
+    def __init__(
+        self,
+        kube: Kube,
+        *,
+        status: StatusWriter,
+        events: EventRecorder,
+        notices: Callable[[str, Body], None],
+        clock: Clock,
+    ) -> None:
+        self._kube = kube
+        self._status = status
+        self._events = events
+        self._notices = notices
+        self._clock = clock
         self._facts: dict[ObjectRef, ClientFacts] = {}
         self._dirty: set[str] = set()
         self._loops: dict[str, asyncio.Task[None]] = {}
@@ -93,17 +91,22 @@ class SlotActor:
 
     async def _allocate(self, namespace: str) -> None:
         self.rounds += 1
-        items = await self._runtime.kube.list_objects(PLURAL, namespace)
+        items = await self._kube.list_objects(PLURAL, namespace)
         bodies = {item["metadata"]["name"]: item for item in items if not item["metadata"].get("deletionTimestamp")}
         views = [self._view(namespace, body) for body in bodies.values()]
         plan = allocate_slots(views)
-        demoted = await asyncio.gather(*(self._write(bodies[name], demoted=True) for name in plan.demote))
+        demoted = await asyncio.gather(*(self._write(bodies[name], SlotOutcome.DEMOTED) for name in plan.demote))
         if not all(demoted):
             return  # a demotion was not written (the client changed): no promotion before it is
         settled = set(plan.demote) | set(plan.promote)
         others = [name for name in bodies if name not in settled and self._facts_of(namespace, name) is not None]
-        await asyncio.gather(*(self._write(bodies[name], waiting=name in plan.waiting) for name in others))
-        await asyncio.gather(*(self._write(bodies[name], promoted=True) for name in plan.promote))
+        await asyncio.gather(
+            *(
+                self._write(bodies[name], SlotOutcome.WAITING if name in plan.waiting else SlotOutcome.KEPT)
+                for name in others
+            )
+        )
+        await asyncio.gather(*(self._write(bodies[name], SlotOutcome.PROMOTED) for name in plan.promote))
 
     def _facts_of(self, namespace: str, name: str) -> ClientFacts | None:
         return self._facts.get(ObjectRef(PLURAL, namespace, name))
@@ -124,65 +127,57 @@ class SlotActor:
             requested_at=parse_timestamp(status.get("activationRequestedAt")),
         )
 
-    async def _write(self, body: Body, *, demoted: bool = False, promoted: bool = False, waiting: bool = False) -> bool:
+    async def _write(self, body: Body, outcome: SlotOutcome) -> bool:
         """Write the client's phase; False when its status changed since it was listed (the namespace goes again)."""
         meta = body["metadata"]
         facts = self._facts_of(meta["namespace"], meta["name"])
         if facts is None:
             return True
-        now = self._runtime.now()
-        status = body.get("status") or {}
-        if promoted:
-            phase, reason, message = ACTIVE, "Active", ""
-        elif waiting:
-            phase, reason = INACTIVE, LIMIT_REACHED
-            message = f"{facts.limit} ApiClients are already Active (the KeyPolicy's maxActiveClients); waiting for a free slot"
-        elif facts.eligible and not demoted:
-            phase, reason, message = (
-                status.get("phase") or INACTIVE,
-                status.get("reason") or "",
-                status.get("message") or "",
-            )
-        else:
-            phase, reason, message = facts.phase, facts.reason, facts.message
-            if demoted and facts.eligible:
-                phase, reason = INACTIVE, LIMIT_REACHED
-                message = "the KeyPolicy's maxActiveClients was lowered; waiting for a free slot"
-        ready = phase == ACTIVE or (phase == INACTIVE and reason == "Deactivated")
-        conditions = (
-            ConditionState(READY, ready, reason or phase, message),
-            ConditionState(
-                SECRET_MISSING, facts.secret_missing, "SecretDeleted" if facts.secret_missing else "SecretPresent"
-            ),
-        )
-        requested = status.get("activationRequestedAt")
-        if phase == ACTIVE or not facts.eligible:
-            requested = None if phase != ACTIVE else requested
-        elif requested is None:
-            requested = precise_timestamp(now)
-        desired = {
-            "phase": phase,
-            "reason": reason or None,
-            "message": message or None,
-            "observedGeneration": facts.generation,
-            "activationRequestedAt": requested,
-            "conditions": merge_conditions(
-                status.get("conditions") or [], conditions, now=now, generation=facts.generation
-            ),
-        }
-        if status.get("phase") != phase or status.get("observedGeneration") != facts.generation:
-            desired["lastUpdated"] = timestamp(now)
-        if status.get("phase") == ACTIVE and phase != ACTIVE:
-            desired["tokensInvalidBefore"] = timestamp(invalidation_instant(now))  # reactivation revives no token
-        for event in phase_events(status, desired):
-            self._runtime.events.record(body, **event)
-        if waiting and status.get("reason") != LIMIT_REACHED:
-            self._runtime.events.record(body, type="Warning", reason=LIMIT_REACHED, message=message)
-        found = status_transitions(body, desired, policy=status.get("policy"))
+        now = self._clock()
+        desired = self._desired(body, facts, outcome, now=now)
+        self._post_events(body, desired, outcome)
+        found = status_transitions(body, desired, policy=(body.get("status") or {}).get("policy"))
         try:
-            await apply_status(self._runtime, PLURAL, body, desired, history=found)
+            await self._status.apply(PLURAL, body, desired, history=found)
         except StaleStatusError:
             self._dirty.add(meta["namespace"])  # another write came first: decide again from a fresh list
             return False
-        self._runtime.notifier.review(PLURAL, written(body, desired))
+        self._notices(PLURAL, written(body, desired))
         return True
+
+    def _desired(self, body: Body, facts: ClientFacts, outcome: SlotOutcome, *, now: datetime.datetime) -> Body:
+        """The status fields this round writes, from :func:`credop.domain.clients.slot_status`."""
+        status = body.get("status") or {}
+        shown = ShownStatus(status.get("phase"), status.get("reason"), status.get("message"), status.get("activationRequestedAt"))
+        decided = slot_status(facts, outcome, shown, now=now)
+        conditions = merge_conditions(status.get("conditions") or [], decided.conditions, now=now, generation=facts.generation)
+        desired = ApiClientStatus.model_validate(
+            {
+                "phase": decided.phase,
+                "reason": decided.reason or None,
+                "message": decided.message or None,
+                "observedGeneration": facts.generation,
+                "activationRequestedAt": decided.activation_requested_at,
+                "conditions": conditions,
+            }
+        ).to_patch()
+        if status.get("phase") != decided.phase or status.get("observedGeneration") != facts.generation:
+            desired["lastUpdated"] = timestamp(now)
+        cut_off, _ = tokens_cut_off(
+            was_active=status.get("phase") == ACTIVE,
+            is_active=decided.phase == ACTIVE,
+            requested=None,
+            handled=None,
+            recorded=None,
+            now=now,
+        )
+        if cut_off is not None:
+            desired["tokensInvalidBefore"] = timestamp(cut_off)  # reactivation revives no token
+        return desired
+
+    def _post_events(self, body: Body, desired: Body, outcome: SlotOutcome) -> None:
+        status = body.get("status") or {}
+        for event in phase_events(status, desired):
+            self._events.record(body, **event)
+        if outcome is SlotOutcome.WAITING and status.get("reason") != LIMIT_REACHED:
+            self._events.record(body, type="Warning", reason=LIMIT_REACHED, message=str(desired.get("message") or ""))

@@ -11,16 +11,14 @@ from __future__ import annotations
 
 import datetime
 from collections.abc import Mapping, Sequence
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from credop import audit, names
-from credop.controller.store import ObjectRef
+from credop.clock import Clock
+from credop.controller.store import ObjectRef, Store
 from credop.domain.conditions import became_true, timestamp
 from credop.domain.history import Transition, after_write, appended, transitions
-from credop.kube.client import ConflictError, NotFoundError
-
-if TYPE_CHECKING:
-    from credop.controller.runtime import Runtime
+from credop.kube.client import ConflictError, Kube, NotFoundError
 
 Body = dict[str, Any]
 
@@ -54,36 +52,48 @@ class StaleStatusError(ConflictError):
     """The object changed since it was read, and the write would have recorded history from the old status."""
 
 
-async def apply_status(
-    runtime: Runtime,
-    plural: str,
-    body: Body,
-    desired: Mapping[str, Any],
-    *,
-    history: Sequence[Transition] = (),
-) -> Body | None:
-    """Patch ``.status`` with what changed (and ``history`` appended); returns the object as the API server has it."""
-    current = body.get("status") or {}
-    if history:
-        desired = {**desired, "history": appended(current.get("history") or [], history, now=runtime.now())}
-    patch = status_patch(current, desired)
-    if not patch:
-        return None
-    meta = body["metadata"]
-    document: Body = {"status": patch}
-    if "history" in patch and meta.get("resourceVersion"):
-        document["metadata"] = {"resourceVersion": meta["resourceVersion"]}
-    try:
-        patched = await runtime.kube.patch_status(plural, meta["namespace"], meta["name"], document)
-    except NotFoundError:
-        return None
-    except ConflictError as conflict:
-        raise StaleStatusError(str(conflict)) from None
-    if _what_credop_acts_on(patched) == _what_credop_acts_on(body):
-        runtime.store.note_own_write(ObjectRef.of(plural, patched), patched)  # its event brings nothing new
-    for transition in history:
-        _audit(plural, patched, transition)
-    return patched
+class StatusWriter:
+    """The one way reconcilers write status: the changed fields, history appended, the store told of own writes."""
+
+    def __init__(self, kube: Kube, store: Store, *, clock: Clock) -> None:
+        self._kube = kube
+        self._store = store
+        self._clock = clock
+
+    async def apply(
+        self, plural: str, body: Body, desired: Mapping[str, Any], *, history: Sequence[Transition] = ()
+    ) -> Body | None:
+        """Patch ``.status`` with what changed (and ``history`` appended); returns the object as the API has it."""
+        current = body.get("status") or {}
+        if history:
+            desired = {**desired, "history": appended(current.get("history") or [], history, now=self._clock())}
+        patch = status_patch(current, desired)
+        if not patch:
+            return None
+        meta = body["metadata"]
+        document: Body = {"status": patch}
+        if "history" in patch and meta.get("resourceVersion"):
+            document["metadata"] = {"resourceVersion": meta["resourceVersion"]}
+        try:
+            patched = await self._kube.patch_status(plural, meta["namespace"], meta["name"], document)
+        except NotFoundError:
+            return None
+        except ConflictError as conflict:
+            raise StaleStatusError(str(conflict)) from None
+        if _what_credop_acts_on(patched) == _what_credop_acts_on(body):
+            self._store.note_own_write(ObjectRef.of(plural, patched), patched)  # its event brings nothing new
+        for transition in history:
+            _audit(plural, patched, transition)
+        return patched
+
+    async def refresh(self, ref: ObjectRef) -> bool:
+        """Read the object again into the store (after a :class:`StaleStatusError`); False when it is gone."""
+        try:
+            body = await self._kube.get_object(ref.plural, ref.namespace, ref.name)
+        except NotFoundError:
+            return False
+        self._store.remember(ref, body)
+        return True
 
 
 def status_transitions(
@@ -98,16 +108,6 @@ def status_transitions(
 def written(body: Body, desired: Mapping[str, Any]) -> Body:
     """``body`` as a successful write of ``desired`` leaves it (for deciding notices on the new status)."""
     return {**body, "status": after_write(body.get("status") or {}, desired)}
-
-
-async def refresh(runtime: Runtime, ref: ObjectRef) -> bool:
-    """Read the object again into the store (after a :class:`StaleStatusError`); False when it is gone."""
-    try:
-        body = await runtime.kube.get_object(ref.plural, ref.namespace, ref.name)
-    except NotFoundError:
-        return False
-    runtime.store.remember(ref, body)
-    return True
 
 
 def _audit(plural: str, body: Body, transition: Transition) -> None:
