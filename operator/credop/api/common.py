@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import datetime
-from typing import Annotated, Any, Literal
+from typing import Annotated, Any, Final, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 from pydantic.alias_generators import to_camel
@@ -13,6 +13,14 @@ from credop.api.durations import (
     DURATION_PATTERN,
     NOTIFY_BEFORE_PATTERN,
 )
+
+# A credential's phases, spelled once: the kinds' phase Literals and the code use these.
+PENDING: Final = "Pending"
+ACTIVE: Final = "Active"
+INACTIVE: Final = "Inactive"
+EXPIRED: Final = "Expired"
+DISABLED: Final = "Disabled"
+FAILED: Final = "Failed"
 
 
 class ApiModel(BaseModel):

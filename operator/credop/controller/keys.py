@@ -19,6 +19,7 @@ from typing import Any
 from pydantic import ValidationError
 
 from credop import names
+from credop.api.common import ACTIVE, FAILED
 from credop.api.serviceaccountkey import ServiceAccountKeySpec, ServiceAccountKeyStatus
 from credop.controller.context import CredentialContext, gather_common, rotation_request
 from credop.controller.keyring import keyring_missing_message
@@ -139,13 +140,13 @@ async def _act(runtime: Runtime, context: KeyContext) -> tuple[KeyState, KeyCont
     """Mint, rotate or retire as the facts demand; returns the state after acting."""
     now = runtime.now()
     state = key_state(_facts(runtime, context), now=now)
-    if state.phase == "Failed" and state.reason in ("PolicyNotFound", "PolicyViolation"):
+    if state.phase == FAILED and state.reason in ("PolicyNotFound", "PolicyViolation"):
         return state, context
     record = context.record
     if runtime.keyring_missing and (record is None or _requested_rotation(context) is not None or state.rotate_now):
-        return not_ready("Failed", "KeyringMissing", keyring_missing_message(runtime.config)), context
+        return not_ready(FAILED, "KeyringMissing", keyring_missing_message(runtime.config)), context
     if record is not None and not await _has_record(runtime, context, record) and _requested_rotation(context) is None:
-        return not_ready("Failed", "RecordMissing", RECORD_MISSING), context
+        return not_ready(FAILED, "RecordMissing", RECORD_MISSING), context
     if record is None:
         # An adopted Secret (minted by a process that died before its status patch)
         # may predate a rotation request: the checks below still apply to it.
@@ -307,8 +308,8 @@ def _desired_status(context: KeyContext, state: KeyState, now: datetime.datetime
     status = context.status
     record = context.record
     tokens_invalid_before, handled = tokens_cut_off(
-        was_active=status.phase == "Active",
-        is_active=state.phase == "Active",
+        was_active=status.phase == ACTIVE,
+        is_active=state.phase == ACTIVE,
         requested=context.annotations.get(names.INVALIDATE_TOKENS),
         handled=status.invalidate_tokens_handled,
         recorded=status.tokens_invalid_before,
@@ -368,13 +369,13 @@ async def _apply(runtime: Runtime, context: KeyContext, state: KeyState) -> None
 
 
 async def _fail(runtime: Runtime, context: KeyContext, reason: str, message: str) -> None:
-    await _apply(runtime, context, not_ready("Failed", reason, message))
+    await _apply(runtime, context, not_ready(FAILED, reason, message))
 
 
 async def _fail_invalid_spec(runtime: Runtime, body: Body, error: ValidationError) -> None:
     message = "; ".join(f"spec.{'.'.join(str(p) for p in e['loc'])}: {e['msg']}" for e in error.errors())
     desired = {
-        "phase": "Failed",
+        "phase": FAILED,
         "reason": "InvalidSpec",
         "message": message[:1024],
         "observedGeneration": body["metadata"].get("generation"),

@@ -18,13 +18,14 @@ from typing import Any
 
 from credop import names
 from credop.api.apiclient import ApiClientStatus
+from credop.api.common import ACTIVE
 from credop.clock import Clock
 from credop.controller.events import EventRecorder
 from credop.controller.status import StaleStatusError, StatusWriter, phase_events, status_transitions, written
 from credop.controller.store import ObjectRef, generation_of
 from credop.domain.clients import ClientFacts, ShownStatus, SlotOutcome, slot_status, tokens_cut_off
 from credop.domain.conditions import merge_conditions, parse_timestamp, timestamp
-from credop.domain.slots import ACTIVE, LIMIT_REACHED, ClientView, allocate_slots
+from credop.domain.slots import LIMIT_REACHED, ClientView, allocate_slots
 from credop.kube.client import Kube
 
 logger = logging.getLogger(__name__)
@@ -148,9 +149,13 @@ class SlotActor:
     def _desired(self, body: Body, facts: ClientFacts, outcome: SlotOutcome, *, now: datetime.datetime) -> Body:
         """The status fields this round writes, from :func:`credop.domain.clients.slot_status`."""
         status = body.get("status") or {}
-        shown = ShownStatus(status.get("phase"), status.get("reason"), status.get("message"), status.get("activationRequestedAt"))
+        shown = ShownStatus(
+            status.get("phase"), status.get("reason"), status.get("message"), status.get("activationRequestedAt")
+        )
         decided = slot_status(facts, outcome, shown, now=now)
-        conditions = merge_conditions(status.get("conditions") or [], decided.conditions, now=now, generation=facts.generation)
+        conditions = merge_conditions(
+            status.get("conditions") or [], decided.conditions, now=now, generation=facts.generation
+        )
         desired = ApiClientStatus.model_validate(
             {
                 "phase": decided.phase,

@@ -14,6 +14,7 @@ from collections.abc import Mapping, Sequence
 from typing import Any
 
 from credop import audit, names
+from credop.api.common import ACTIVE, DISABLED, EXPIRED, FAILED, INACTIVE, PENDING
 from credop.clock import Clock
 from credop.controller.store import ObjectRef, Store
 from credop.domain.conditions import became_true, timestamp
@@ -31,11 +32,11 @@ NOTABLE_CONDITIONS = {
 }
 # Phase reached → (event reason, event type).
 NOTABLE_PHASES = {
-    "Active": ("Activated", "Normal"),
-    "Inactive": ("Deactivated", "Normal"),
-    "Expired": ("Expired", "Warning"),
-    "Disabled": ("Disabled", "Warning"),
-    "Failed": ("Failed", "Warning"),
+    ACTIVE: ("Activated", "Normal"),
+    INACTIVE: ("Deactivated", "Normal"),
+    EXPIRED: ("Expired", "Warning"),
+    DISABLED: ("Disabled", "Warning"),
+    FAILED: ("Failed", "Warning"),
 }
 
 
@@ -136,7 +137,7 @@ def phase_events(current: Mapping[str, Any], desired: Mapping[str, Any]) -> list
     if old == new or new not in NOTABLE_PHASES:
         return []
     reason, kind = NOTABLE_PHASES[str(new)]
-    if new == "Active" and old in (None, "Pending"):
+    if new == ACTIVE and old in (None, PENDING):
         return []
     message = desired.get("message") or f"phase {old or 'new'} → {new}"
     return [{"type": kind, "reason": reason, "message": str(message)}]

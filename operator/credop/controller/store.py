@@ -16,6 +16,7 @@ from typing import TYPE_CHECKING, Any
 
 from pydantic import ValidationError
 
+from credop.api.common import PENDING
 from credop.api.keypolicy import KeyPolicySpec
 
 if TYPE_CHECKING:
@@ -61,7 +62,7 @@ class Summary:
             c["type"] for c in status.get("conditions") or [] if c.get("status") == "True" and "type" in c
         )
         return cls(
-            str(status.get("phase") or "Pending"), str(status.get("reason") or ""), conditions, status.get("expiresAt")
+            str(status.get("phase") or PENDING), str(status.get("reason") or ""), conditions, status.get("expiresAt")
         )
 
 

@@ -11,12 +11,12 @@ import datetime
 import enum
 from dataclasses import dataclass
 
+from credop.api.common import ACTIVE, FAILED, INACTIVE
 from credop.domain.conditions import precise_timestamp
 from credop.domain.lifecycle import READY, SECRET_MISSING, ConditionState
-from credop.domain.slots import ACTIVE, INACTIVE, LIMIT_REACHED
+from credop.domain.slots import LIMIT_REACHED
 from credop.domain.tokens import invalidation_instant
 
-FAILED = "Failed"
 DEACTIVATED = "Deactivated"
 
 
@@ -50,9 +50,7 @@ class ClientFacts:
         return cls(False, FAILED, reason, message, 0, generation, secret_missing)
 
 
-def eligibility(
-    *, active: bool, secret_present: bool, secret_name: str, limit: int, generation: int
-) -> ClientFacts:
+def eligibility(*, active: bool, secret_present: bool, secret_name: str, limit: int, generation: int) -> ClientFacts:
     """A minted client's facts: failed without its Secret, ineligible when deactivated, else eligible."""
     if not secret_present:
         message = f'the Secret "{secret_name}" was deleted; rotate the client to mint a new one'
@@ -89,7 +87,9 @@ def slot_status(facts: ClientFacts, outcome: SlotOutcome, shown: ShownStatus, *,
     ready = phase == ACTIVE or (phase == INACTIVE and reason == DEACTIVATED)
     conditions = (
         ConditionState(READY, ready, reason or phase, message),
-        ConditionState(SECRET_MISSING, facts.secret_missing, "SecretDeleted" if facts.secret_missing else "SecretPresent"),
+        ConditionState(
+            SECRET_MISSING, facts.secret_missing, "SecretDeleted" if facts.secret_missing else "SecretPresent"
+        ),
     )
     return SlotStatus(phase, reason, message, _requested_at(facts, phase, shown, now=now), conditions)
 
@@ -98,7 +98,9 @@ def _phase(facts: ClientFacts, outcome: SlotOutcome, shown: ShownStatus) -> tupl
     if outcome is SlotOutcome.PROMOTED:
         return ACTIVE, ACTIVE, ""
     if outcome is SlotOutcome.WAITING:
-        message = f"{facts.limit} ApiClients are already Active (the KeyPolicy's maxActiveClients); waiting for a free slot"
+        message = (
+            f"{facts.limit} ApiClients are already Active (the KeyPolicy's maxActiveClients); waiting for a free slot"
+        )
         return INACTIVE, LIMIT_REACHED, message
     if facts.eligible and outcome is SlotOutcome.KEPT:
         return shown.phase or INACTIVE, shown.reason or "", shown.message or ""

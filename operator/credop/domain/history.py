@@ -14,6 +14,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
+from credop.api.common import ACTIVE, DISABLED, EXPIRED, FAILED, INACTIVE, PENDING
 from credop.api.notifications import HISTORY_LIMIT
 from credop.domain.conditions import parse_timestamp, timestamp
 
@@ -133,17 +134,17 @@ def _phase_transitions(
     if old == new and old_reason == reason:
         return []
     message = str(after.get("message") or "")
-    if new == "Active" and old not in (None, "Pending"):
+    if new == ACTIVE and old not in (None, PENDING):
         return [Transition("Activated", f"active again (was {old})", generation=generation)]
-    if new == "Inactive" and reason == "Deactivated":
+    if new == INACTIVE and reason == "Deactivated":
         return [Transition("Deactivated", message or "spec.active is false", generation=generation)]
-    if new == "Inactive" and reason == "ActiveLimitReached":
+    if new == INACTIVE and reason == "ActiveLimitReached":
         return [Transition("WaitingForSlot", message or "the active-client limit is reached", generation=generation)]
-    if new == "Disabled" and old != "Disabled":
+    if new == DISABLED and old != DISABLED:
         return [Transition("Disabled", f"disabled by policy ({reason}): {message}", policy_actor, generation)]
-    if new == "Expired" and old != "Expired":
+    if new == EXPIRED and old != EXPIRED:
         return [Transition("Expired", message or "the key expired", CREDOP, generation)]
-    if new == "Failed" and (old != "Failed" or old_reason != reason):
+    if new == FAILED and (old != FAILED or old_reason != reason):
         return [Transition("Failed", f"{reason}: {message}" if message else str(reason), generation=generation)]
     return []
 

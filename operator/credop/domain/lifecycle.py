@@ -12,6 +12,7 @@ import hashlib
 import json
 from dataclasses import dataclass
 
+from credop.api.common import ACTIVE, DISABLED, EXPIRED, FAILED, INACTIVE, PENDING
 from credop.api.keypolicy import KeyPolicySpec
 from credop.api.serviceaccountkey import ServiceAccountKeySpec
 from credop.domain.durations import parse_duration, parse_optional_duration
@@ -87,7 +88,7 @@ class KeyState:
     @property
     def verifies(self) -> bool:
         """Whether the key's secret should be accepted now."""
-        return self.phase == "Active"
+        return self.phase == ACTIVE
 
 
 def key_expires_at(
@@ -165,15 +166,15 @@ def key_state(facts: KeyFacts, *, now: datetime.datetime) -> KeyState:
     """The phase, conditions and next wake-up of a key at ``now``."""
     policy = facts.policy.spec
     if policy is None:
-        return not_ready("Failed", "PolicyNotFound", f'KeyPolicy "{facts.policy.name}" does not exist')
+        return not_ready(FAILED, "PolicyNotFound", f'KeyPolicy "{facts.policy.name}" does not exist')
     if facts.violations:
-        return not_ready("Failed", "PolicyViolation", "; ".join(str(v) for v in facts.violations))
+        return not_ready(FAILED, "PolicyViolation", "; ".join(str(v) for v in facts.violations))
     if facts.minted_at is None:
-        return not_ready("Pending", "Minting", "the secret is being minted")
+        return not_ready(PENDING, "Minting", "the secret is being minted")
     timeline = key_timeline(facts, policy)
     phase, reason, message = _phase(facts, policy, timeline, now)
     conditions = (
-        ConditionState(READY, phase == "Active" or phase == "Inactive", reason, message),
+        ConditionState(READY, phase in (ACTIVE, INACTIVE), reason, message),
         _expiring_soon(timeline, now),
         _rotation_due(timeline, now),
         _unused(timeline, now),
@@ -201,20 +202,20 @@ def _phase(
 ) -> tuple[str, str, str]:
     """The first rule that applies, in order of severity."""
     if not facts.secret_present:
-        return "Failed", "SecretMissing", "the Secret holding the key was deleted; rotate the key to mint a new one"
+        return FAILED, "SecretMissing", "the Secret holding the key was deleted; rotate the key to mint a new one"
     if timeline.expires_at is not None and now >= timeline.expires_at:
-        return "Expired", "Expired", f"the key expired at {_iso(timeline.expires_at)}"
+        return EXPIRED, "Expired", f"the key expired at {_iso(timeline.expires_at)}"
     if policy.rotation.action == "Disable" and timeline.rotation_due_at is not None and now >= timeline.rotation_due_at:
         return (
-            "Disabled",
+            DISABLED,
             "RotationOverdue",
             f"not rotated within the KeyPolicy's {policy.rotation.period}; rotate it to re-enable",
         )
     if policy.usage.action == "Disable" and timeline.idle_limit_at is not None and now >= timeline.idle_limit_at:
-        return "Disabled", "Unused", f"not used for the KeyPolicy's {policy.usage.max_idle}; rotate it to re-enable"
+        return DISABLED, "Unused", f"not used for the KeyPolicy's {policy.usage.max_idle}; rotate it to re-enable"
     if not facts.spec.active:
-        return "Inactive", "Deactivated", "spec.active is false"
-    return "Active", "Active", ""
+        return INACTIVE, "Deactivated", "spec.active is false"
+    return ACTIVE, ACTIVE, ""
 
 
 def _expiring_soon(timeline: KeyTimeline, now: datetime.datetime) -> ConditionState:

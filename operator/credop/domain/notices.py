@@ -18,6 +18,7 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
+from credop.api.common import DISABLED, EXPIRED, INACTIVE
 from credop.api.notifications import (
     EMAIL_PATTERN,
     NOTICE_RECORD_LIMIT,
@@ -119,17 +120,17 @@ def _holds(facts: NoticeFacts, notice: str) -> bool:
     status = facts.status
     phase, reason = status.get("phase"), status.get("reason")
     if notice in _BY_CONDITION:
-        return facts.condition_true(_BY_CONDITION[notice]) and phase not in ("Expired", "Disabled")
+        return facts.condition_true(_BY_CONDITION[notice]) and phase not in (EXPIRED, DISABLED)
     if notice == "Expired":
-        return phase == "Expired"
+        return phase == EXPIRED
     if notice == "Rotated":
         return facts.generation > 1 and str(status.get("rotateHandled") or "").startswith("auto:")
     if notice == "Disabled":
-        return phase == "Disabled"
+        return phase == DISABLED
     if notice == "Deactivated":
-        return phase == "Inactive" and reason == "Deactivated"
+        return phase == INACTIVE and reason == "Deactivated"
     if notice == "ActiveLimitReached":
-        return phase == "Inactive" and reason == "ActiveLimitReached"
+        return phase == INACTIVE and reason == "ActiveLimitReached"
     if notice == "SecretMissing":
         return facts.condition_true("SecretMissing")
     return False

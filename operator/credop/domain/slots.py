@@ -12,8 +12,8 @@ import datetime
 from collections.abc import Iterable
 from dataclasses import dataclass
 
-ACTIVE = "Active"
-INACTIVE = "Inactive"
+from credop.api.common import ACTIVE
+
 LIMIT_REACHED = "ActiveLimitReached"
 
 

@@ -15,6 +15,7 @@ from dataclasses import dataclass, field, replace
 from typing import Any, Literal
 
 from credop import names
+from credop.api.common import ACTIVE
 from credop.domain.conditions import parse_timestamp
 from credop.domain.tokens import Permission, pending_invalidation_instant
 from credop.domain.verifiers import is_acceptable_verifier
@@ -23,7 +24,6 @@ Body = Mapping[str, Any]
 Kind = Literal["ApiClient", "ServiceAccountKey"]
 API_CLIENT: Kind = "ApiClient"
 SERVICE_ACCOUNT_KEY: Kind = "ServiceAccountKey"
-ACTIVE = "Active"
 
 
 @dataclass(frozen=True)

@@ -14,6 +14,7 @@ from typing import Any
 
 from pydantic import ValidationError
 
+from credop.api.common import ACTIVE
 from credop.api.keypolicy import KeyPolicySpec
 from credop.domain.keyring import Keyring
 from credop.domain.policy import BUILT_IN_POLICY, resolve_policy
@@ -163,7 +164,7 @@ class CredentialView:
     def _best(self, uids: Iterable[str]) -> Credential | None:
         """Of several objects claiming one ID (a duplicate fails in the operator), the Active one."""
         found = [self._credentials[uid] for uid in uids if uid in self._credentials]
-        active = [credential for credential in found if credential.phase == "Active"]
+        active = [credential for credential in found if credential.phase == ACTIVE]
         candidates = active or found
         return candidates[0] if len(candidates) == 1 else None
 
