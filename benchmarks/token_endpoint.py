@@ -52,10 +52,11 @@ def _serve(port: int, workers: int) -> None:
     """Build the state's inputs once, then serve them from ``workers`` processes on one port."""
     import uuid
 
+    from tests.servicekit import api_client_object, key_object, sample_keyring
+
     from credop.controller.scheduler import utc_now
     from credop.domain import keyformat
     from credop.domain.verifiers import password_verifier
-    from credop.service.testing import api_client_object, key_object, sample_keyring
 
     keyring = sample_keyring(utc_now())
     client = api_client_object("bench", permission="CanEdit", uid=str(uuid.uuid4()))
@@ -93,11 +94,11 @@ async def _serve_one(
     from aiohttp import web
     from cryptography.hazmat.primitives import hashes
     from cryptography.hazmat.primitives.asymmetric import ec
+    from tests.servicekit import feed_secret, hmac_verifier, in_memory_state
 
     from credop.controller.scheduler import utc_now
     from credop.service import build_app
     from credop.service._records import API_CLIENT, SERVICE_ACCOUNT_KEY
-    from credop.service.testing import feed_secret, hmac_verifier, in_memory_state
 
     state = in_memory_state(clock=utc_now, keyring=keyring)
     state.put_object(API_CLIENT, client)

@@ -13,7 +13,7 @@ from aiohttp.test_utils import TestClient, TestServer
 from credop import audit
 from credop.logs import JsonFormatter
 from credop.service import ServiceState, build_app
-from credop.service.testing import FakeClock, add_client, in_memory_state
+from tests.servicekit import FakeClock, add_client, in_memory_state
 
 Http = TestClient  # type: ignore[type-arg]
 

@@ -13,7 +13,7 @@ from aiohttp.test_utils import TestClient, TestServer
 
 from credop.domain.tokens import KEY_TOKEN_TYPE, key_token_claims
 from credop.service import ServiceState, build_app
-from credop.service.testing import (
+from tests.servicekit import (
     TEST_ISSUER,
     FakeClock,
     Minted,

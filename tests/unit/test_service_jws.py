@@ -15,7 +15,7 @@ from credop.domain.keyring import Keyring
 from credop.domain.signing import KeysetSchedule
 from credop.service._jwt import TokenKeys, b64url, compact_json
 from credop.service._oauth import OAuthError, parse_form
-from credop.service.testing import EPOCH, make_key, sample_keyring
+from tests.servicekit import EPOCH, make_key, sample_keyring
 
 ISSUER = "https://credop.example.test"
 FORM = "application/x-www-form-urlencoded"

@@ -24,7 +24,7 @@ from credop.service._records import client_of, key_of, material_of
 from credop.service._revocations import RevokedTokens
 from credop.service._usage import Decision, UsageBatch, write_decision
 from credop.service._view import CredentialView
-from credop.service.testing import EPOCH, api_client_object, key_object, secret_object
+from tests.servicekit import EPOCH, api_client_object, key_object, secret_object
 
 T0 = EPOCH
 SECOND = datetime.timedelta(seconds=1)

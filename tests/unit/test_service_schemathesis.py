@@ -15,7 +15,7 @@ from schemathesis.checks import positive_data_acceptance
 
 from credop.service import Allowance, ServiceSettings, build_app
 from credop.service._openapi import openapi_document
-from credop.service.testing import TEST_ISSUER, add_client, add_key, in_memory_state
+from tests.servicekit import TEST_ISSUER, add_client, add_key, in_memory_state
 
 schema = schemathesis.openapi.from_dict(openapi_document(TEST_ISSUER))
 UNLIMITED = Allowance(burst=1e12, per_second=1e12)

@@ -19,7 +19,7 @@ from credop.domain.signing import KeysetSchedule, rotated_keyset
 from credop.domain.tokens import ACCESS_TOKEN_TYPE
 from credop.service import ServiceState
 from credop.service._records import API_CLIENT, client_of
-from credop.service.testing import TEST_ISSUER, FakeClock, api_client_object, in_memory_state, make_key
+from tests.servicekit import TEST_ISSUER, FakeClock, api_client_object, in_memory_state, make_key
 
 HOUR = datetime.timedelta(hours=1)
 

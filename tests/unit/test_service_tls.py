@@ -10,8 +10,8 @@ from aiohttp import web
 from cryptography import x509
 
 from credop.service import build_app
-from credop.service.testing import in_memory_state
 from credop.tls import CertificateFiles, ServingCertificate
+from tests.servicekit import in_memory_state
 from tests.tlsfiles import ScratchCA
 
 

@@ -15,7 +15,7 @@ from aiohttp.test_utils import TestClient, TestServer
 
 from credop.domain.verifiers import password_verifier
 from credop.service import Allowance, ServiceSettings, ServiceState, build_app
-from credop.service.testing import (
+from tests.servicekit import (
     TEST_ISSUER,
     FakeClock,
     Minted,
@@ -24,6 +24,7 @@ from credop.service.testing import (
     feed_secret,
     hmac_verifier,
     in_memory_state,
+    recorded_usage,
 )
 
 FORM = "application/x-www-form-urlencoded"
@@ -496,4 +497,4 @@ async def test_each_success_records_a_use_and_writes_are_batched(
     assert await state.flush_usage() == 0  # an interval has not passed since the write
     clock.advance(1)
     assert await state.flush_usage() == 1
-    assert [uid for uid, _ in state.usage_writes] == [client.uid, client.uid]
+    assert [uid for uid, _ in recorded_usage(state)] == [client.uid, client.uid]

@@ -1,7 +1,10 @@
 """Building a credential service without a cluster: a fake clock, credop-shaped objects, an in-memory state.
 
-For tests and benchmarks. The objects are the JSON a watch would deliver, fed
-through the same :class:`~credop.service.ServiceState` methods the watches call.
+For the unit tests (``tests/unit/test_service_*.py``) and the benchmarks
+(``benchmarks/token_endpoint.py``), which import it from here: none of it ships
+in the ``credop`` package. The objects are the JSON a watch would deliver, fed
+through the same :class:`~credop.service.ServiceState` methods the watches call;
+the state's ``lastUsedAt`` writer only records (:func:`recorded_usage`).
 """
 
 from __future__ import annotations
@@ -21,7 +24,7 @@ from credop.domain.keyring import Keyring, new_keyring
 from credop.domain.signing import SigningKey, new_signing_key
 from credop.domain.verifiers import keyed_verifier, password_verifier
 from credop.service._records import API_CLIENT, SERVICE_ACCOUNT_KEY, SecretMaterial, material_of
-from credop.service._state import Clock, ServiceSettings, ServiceState
+from credop.service._state import Clock, RecordedUsage, ServiceSettings, ServiceState
 
 Body = dict[str, Any]
 TEST_ISSUER = "https://credop.example.test"
@@ -60,9 +63,16 @@ def in_memory_state(
     """A ready state with a keyring and no credentials."""
     clock = clock or FakeClock()
     config = Config(endpoint=TEST_ISSUER, usage_flush_interval=usage_flush_interval)
-    state = ServiceState(config, settings=settings, clock=clock)
+    state = ServiceState(config, settings=settings, clock=clock, usage_writer=RecordedUsage())
     state.set_keyring(keyring or sample_keyring(clock()))
     return state
+
+
+def recorded_usage(state: ServiceState) -> list[tuple[str, datetime.datetime]]:
+    """(credential uid, lastUsedAt written) of every write the state's flusher made, oldest first."""
+    writer = state.usage_writer
+    assert isinstance(writer, RecordedUsage), "a state from in_memory_state() records its lastUsedAt writes"
+    return writer.writes
 
 
 def api_client_object(
