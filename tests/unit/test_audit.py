@@ -4,16 +4,16 @@ from __future__ import annotations
 
 import json
 import logging
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import Iterator
 from urllib.parse import urlencode
 
 import pytest
-from aiohttp.test_utils import TestClient, TestServer
+from aiohttp.test_utils import TestClient
 
 from credop import audit
 from credop.logs import JsonFormatter
-from credop.service import ServiceState, build_app
-from tests.servicekit import FakeClock, add_client, in_memory_state
+from credop.service import ServiceState
+from tests.servicekit import add_client
 
 Http = TestClient  # type: ignore[type-arg]
 
@@ -36,19 +36,6 @@ def lines() -> Iterator[Lines]:
     logger.setLevel(logging.INFO)
     yield handler
     logger.removeHandler(handler)
-
-
-@pytest.fixture
-def state() -> Iterator[ServiceState]:
-    built = in_memory_state(clock=FakeClock())
-    yield built
-    built.close()
-
-
-@pytest.fixture
-async def http(state: ServiceState) -> AsyncIterator[Http]:
-    async with TestClient(TestServer(build_app(state))) as client:
-        yield client
 
 
 async def test_each_token_issued_is_one_audit_line_without_the_token(

@@ -4,15 +4,14 @@ from __future__ import annotations
 
 import dataclasses
 import datetime
-from collections.abc import AsyncIterator, Iterator
 from typing import Any
 from urllib.parse import urlencode
 
 import pytest
-from aiohttp.test_utils import TestClient, TestServer
+from aiohttp.test_utils import TestClient
 
 from credop.domain.tokens import KEY_TOKEN_TYPE, key_token_claims
-from credop.service import ServiceState, build_app
+from credop.service import ServiceState
 from tests.servicekit import (
     TEST_ISSUER,
     FakeClock,
@@ -22,30 +21,11 @@ from tests.servicekit import (
     api_client_object,
     feed_secret,
     hmac_verifier,
-    in_memory_state,
     key_object,
 )
 
 FORM = "application/x-www-form-urlencoded"
 Http = TestClient  # type: ignore[type-arg]
-
-
-@pytest.fixture
-def clock() -> FakeClock:
-    return FakeClock()
-
-
-@pytest.fixture
-def state(clock: FakeClock) -> Iterator[ServiceState]:
-    built = in_memory_state(clock=clock)
-    yield built
-    built.close()
-
-
-@pytest.fixture
-async def http(state: ServiceState) -> AsyncIterator[Http]:
-    async with TestClient(TestServer(build_app(state))) as client:
-        yield client
 
 
 def credentials(minted: Minted) -> dict[str, str]:

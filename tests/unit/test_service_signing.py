@@ -34,11 +34,6 @@ def forged(header: dict[str, Any], claims: dict[str, Any], sign: Any) -> str:
 
 
 @pytest.fixture
-def clock() -> FakeClock:
-    return FakeClock()
-
-
-@pytest.fixture
 def state(clock: FakeClock) -> ServiceState:
     built = in_memory_state(clock=clock)
     built.put_object(API_CLIENT, api_client_object("c", uid="uid-c"))

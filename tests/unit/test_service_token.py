@@ -5,16 +5,16 @@ from __future__ import annotations
 import base64
 import datetime
 import logging
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import Iterator
 from typing import Any
 from urllib.parse import quote_plus, urlencode
 
 import jwt
 import pytest
-from aiohttp.test_utils import TestClient, TestServer
+from aiohttp.test_utils import TestClient
 
 from credop.domain.verifiers import password_verifier
-from credop.service import Allowance, ServiceSettings, ServiceState, build_app
+from credop.service import Allowance, ServiceSettings, ServiceState
 from tests.servicekit import (
     TEST_ISSUER,
     FakeClock,
@@ -32,11 +32,6 @@ Http = TestClient  # type: ignore[type-arg]
 
 
 @pytest.fixture
-def clock() -> FakeClock:
-    return FakeClock()
-
-
-@pytest.fixture
 def state(clock: FakeClock) -> Iterator[ServiceState]:
     settings = ServiceSettings(
         client_failures=Allowance(burst=3, per_second=0.1), address_failures=Allowance(burst=6, per_second=0.1)
@@ -44,12 +39,6 @@ def state(clock: FakeClock) -> Iterator[ServiceState]:
     built = in_memory_state(clock=clock, settings=settings)
     yield built
     built.close()
-
-
-@pytest.fixture
-async def http(state: ServiceState) -> AsyncIterator[Http]:
-    async with TestClient(TestServer(build_app(state))) as client:
-        yield client
 
 
 def basic(user: str, password: str) -> str:
