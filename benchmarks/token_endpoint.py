@@ -54,7 +54,7 @@ def _serve(port: int, workers: int) -> None:
 
     from tests.servicekit import api_client_object, key_object, sample_keyring
 
-    from credop.controller.scheduler import utc_now
+    from credop.clock import utc_now
     from credop.domain import keyformat
     from credop.domain.verifiers import password_verifier
 
@@ -96,7 +96,7 @@ async def _serve_one(
     from cryptography.hazmat.primitives.asymmetric import ec
     from tests.servicekit import feed_secret, hmac_verifier, in_memory_state
 
-    from credop.controller.scheduler import utc_now
+    from credop.clock import utc_now
     from credop.service import build_app
     from credop.service._records import API_CLIENT, SERVICE_ACCOUNT_KEY
 

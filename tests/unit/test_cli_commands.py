@@ -221,11 +221,28 @@ def test_operator_verb_runs_the_operator_with_json_logs(monkeypatch: pytest.Monk
     assert config.namespace == "credop-ops"
 
 
+def fake_service_module(recorder: Recorder) -> types.ModuleType:
+    """A stand-in credop.service: settings from the environment, run_workers recorded and answering 0."""
+    fake = types.ModuleType("credop.service")
+
+    class ServiceSettings:
+        @classmethod
+        def from_environment(cls) -> ServiceSettings:
+            return cls()
+
+    def run_workers(*args: object, **kwargs: object) -> int:
+        recorder.calls.append(("service", args, kwargs))
+        return 0
+
+    fake.ServiceSettings = ServiceSettings  # type: ignore[attr-defined]
+    fake.run_workers = run_workers  # type: ignore[attr-defined]
+    return fake
+
+
 def test_service_verb_runs_the_credential_service(monkeypatch: pytest.MonkeyPatch) -> None:
     recorder = Recorder()
     monkeypatch.setattr("credop.cli.serve.configure_logging", recorder.sync("logging"))
-    fake = types.ModuleType("credop.service")
-    fake.run_service = recorder.coroutine("service")  # type: ignore[attr-defined]
+    fake = fake_service_module(recorder)
     monkeypatch.setitem(sys.modules, "credop.service", fake)
 
     assert main(["service", "--port", "9090", "--host", "127.0.0.1", "--log-format", "text"]) == 0
@@ -233,4 +250,27 @@ def test_service_verb_runs_the_credential_service(monkeypatch: pytest.MonkeyPatc
     (logging_call, service_call) = recorder.calls
     assert logging_call[2] == {"level": "INFO", "json_format": False}
     assert isinstance(service_call[1][0], Config)
-    assert service_call[2] == {"host": "127.0.0.1", "port": 9090}
+    settings = service_call[2].pop("settings")
+    assert isinstance(settings, fake.ServiceSettings)  # type: ignore[attr-defined]
+    assert service_call[2] == {
+        "host": "127.0.0.1",
+        "port": 9090,
+        "workers": 1,
+        "log_level": "INFO",
+        "json_logs": False,
+    }
+
+
+def test_service_verb_passes_its_worker_count(monkeypatch: pytest.MonkeyPatch) -> None:
+    recorder = Recorder()
+    monkeypatch.setattr("credop.cli.serve.configure_logging", recorder.sync("logging"))
+    monkeypatch.setitem(sys.modules, "credop.service", fake_service_module(recorder))
+
+    assert main(["service", "--workers", "2"]) == 0
+
+    assert recorder.calls[-1][2]["workers"] == 2
+
+
+def test_service_verb_refuses_zero_workers(capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["service", "--workers", "0"]) == 2
+    assert "--workers: must be at least 1" in capsys.readouterr().err

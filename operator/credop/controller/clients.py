@@ -19,7 +19,7 @@ from credop.api.keypolicy import KeyPolicySpec
 from credop.controller.context import CredentialContext, gather_common, rotation_request
 from credop.controller.keyring import keyring_missing_message
 from credop.controller.material import Material, client_material
-from credop.controller.runtime import Runtime
+from credop.controller.ports import Reconciling
 from credop.controller.secrets import OwnerGoneError, SecretConflictError, SecretRecord
 from credop.controller.status import StaleStatusError, status_transitions, timestamp_or_none
 from credop.controller.store import ObjectRef, generation_of
@@ -62,7 +62,7 @@ class ClientContext(CredentialContext):
     client_id: str
 
 
-async def reconcile_client(runtime: Runtime, ref: ObjectRef) -> None:
+async def reconcile_client(runtime: Reconciling, ref: ObjectRef) -> None:
     async with runtime.store.lock(ref):
         for attempt in range(1, STALE_RETRIES + 1):
             try:
@@ -73,7 +73,7 @@ async def reconcile_client(runtime: Runtime, ref: ObjectRef) -> None:
                     raise
 
 
-async def _reconcile(runtime: Runtime, ref: ObjectRef) -> None:
+async def _reconcile(runtime: Reconciling, ref: ObjectRef) -> None:
     body = runtime.store.live_body(ref)
     if body is None:
         return
@@ -96,7 +96,7 @@ async def _reconcile(runtime: Runtime, ref: ObjectRef) -> None:
     runtime.slots.update(ref, _eligibility(runtime, context))
 
 
-def _gather(runtime: Runtime, body: Body, spec: ApiClientSpec) -> ClientContext:
+def _gather(runtime: Reconciling, body: Body, spec: ApiClientSpec) -> ClientContext:
     return ClientContext(
         spec=spec,
         status=ApiClientStatus.model_validate(body.get("status") or {}),
@@ -111,14 +111,14 @@ def _policy(context: ClientContext) -> KeyPolicySpec:
     return context.policy.spec
 
 
-def _check_spec(runtime: Runtime, context: ClientContext, policy: KeyPolicySpec) -> None:
+def _check_spec(runtime: Reconciling, context: ClientContext, policy: KeyPolicySpec) -> None:
     violations = check_api_client(context.spec, policy) + templates.template_problems(context.spec.secret_template)
     violations += _duplicate_client_id(runtime, context)
     if violations:
         raise ClientProblem("PolicyViolation", "; ".join(str(v) for v in violations))
 
 
-def _duplicate_client_id(runtime: Runtime, context: ClientContext) -> list[Violation]:
+def _duplicate_client_id(runtime: Reconciling, context: ClientContext) -> list[Violation]:
     """The oldest holder of a client ID keeps it; later ones fail."""
     holders = runtime.store.client_id_holders(context.owner.namespace, context.client_id, plural=PLURAL)
     me = (context.body["metadata"].get("creationTimestamp", ""), context.owner.name)
@@ -132,7 +132,7 @@ def _duplicate_client_id(runtime: Runtime, context: ClientContext) -> list[Viola
     ]
 
 
-async def _act(runtime: Runtime, context: ClientContext) -> SecretRecord:
+async def _act(runtime: Reconciling, context: ClientContext) -> SecretRecord:
     policy = _policy(context)
     _check_spec(runtime, context, policy)
     record = _record_from_status(runtime, context)
@@ -162,7 +162,7 @@ async def _act(runtime: Runtime, context: ClientContext) -> SecretRecord:
     return record
 
 
-def _record_from_status(runtime: Runtime, context: ClientContext) -> SecretRecord | None:
+def _record_from_status(runtime: Reconciling, context: ClientContext) -> SecretRecord | None:
     """What was minted, per status or this process's own writes; ``None`` before the first mint."""
     status = context.status
     recorded = None
@@ -182,7 +182,7 @@ def _requested_rotation(context: ClientContext, record: SecretRecord) -> str | N
     return request if request and request != record.request else None
 
 
-async def _user_secret(runtime: Runtime, context: ClientContext, policy: KeyPolicySpec) -> str | None:
+async def _user_secret(runtime: Reconciling, context: ClientContext, policy: KeyPolicySpec) -> str | None:
     reference = context.spec.client_secret_ref
     if reference is None:
         return None
@@ -203,7 +203,7 @@ async def _user_secret(runtime: Runtime, context: ClientContext, policy: KeyPoli
     return value
 
 
-async def _material(runtime: Runtime, context: ClientContext, policy: KeyPolicySpec) -> Material:
+async def _material(runtime: Reconciling, context: ClientContext, policy: KeyPolicySpec) -> Material:
     return client_material(
         context.spec,
         context.owner,
@@ -216,7 +216,7 @@ async def _material(runtime: Runtime, context: ClientContext, policy: KeyPolicyS
     )
 
 
-async def _mint(runtime: Runtime, context: ClientContext, policy: KeyPolicySpec) -> SecretRecord:
+async def _mint(runtime: Reconciling, context: ClientContext, policy: KeyPolicySpec) -> SecretRecord:
     now = runtime.now().replace(microsecond=0)
     material = await _material(runtime, context, policy)
     try:
@@ -238,7 +238,7 @@ async def _mint(runtime: Runtime, context: ClientContext, policy: KeyPolicySpec)
 
 
 async def _rotate(
-    runtime: Runtime, context: ClientContext, policy: KeyPolicySpec, record: SecretRecord
+    runtime: Reconciling, context: ClientContext, policy: KeyPolicySpec, record: SecretRecord
 ) -> SecretRecord:
     request = _requested_rotation(context, record)
     assert request is not None
@@ -267,7 +267,7 @@ async def _rotate(
     return rotated
 
 
-async def _write_status(runtime: Runtime, context: ClientContext, record: SecretRecord | None) -> None:
+async def _write_status(runtime: Reconciling, context: ClientContext, record: SecretRecord | None) -> None:
     status = context.status
     now = runtime.now()
     requested = context.annotations.get(names.INVALIDATE_TOKENS)
@@ -313,7 +313,7 @@ async def _write_status(runtime: Runtime, context: ClientContext, record: Secret
     )
 
 
-def _eligibility(runtime: Runtime, context: ClientContext) -> ClientFacts:
+def _eligibility(runtime: Reconciling, context: ClientContext) -> ClientFacts:
     assert context.policy.spec is not None
     return eligibility(
         active=context.spec.active,

@@ -11,7 +11,7 @@ from credop.controller.store import generation_of
 from credop.domain.policy import ResolvedPolicy, resolve_policy
 
 if TYPE_CHECKING:
-    from credop.controller.runtime import Runtime
+    from credop.controller.ports import Reconciling
 
 Body = dict[str, Any]
 
@@ -39,7 +39,9 @@ def rotation_request(context: CredentialContext) -> str | None:
     return f"manual:{value}" if value else None
 
 
-def gather_common(runtime: Runtime, body: Body, *, policy_name: str | None, secret_name: str | None) -> dict[str, Any]:
+def gather_common(
+    runtime: Reconciling, body: Body, *, policy_name: str | None, secret_name: str | None
+) -> dict[str, Any]:
     """The :class:`CredentialContext` fields, as keyword arguments for a kind's own context."""
     meta = body["metadata"]
     return {

@@ -241,7 +241,7 @@ async def _forget_record(runtime: Runtime, uid: str) -> None:
     except Exception as error:
         logger.warning("deleting the record of %s failed (%s); the resync will retry", uid, type(error).__name__)
         return
-    runtime.store.records.pop(uid, None)
+    runtime.store.forget_record(uid)
 
 
 @kopf.on.event(GROUP, VERSION, names.SERVICE_ACCOUNT_KEYS)
@@ -303,9 +303,9 @@ async def secret_event(event: kopf.RawEvent, memo: kopf.Memo, **_: Any) -> None:
         return
     key = (meta["namespace"], meta["name"])
     if event["type"] == "DELETED":
-        runtime.store.secrets.pop(key, None)
+        runtime.store.forget_secret(*key)
         runtime.reconcile_soon(owner)
-    elif key not in runtime.store.secrets:
+    elif not runtime.store.secret_exists(*key):
         _remember_secret(runtime, meta)
         runtime.reconcile_soon(owner)
 
@@ -318,9 +318,9 @@ def _is_record(runtime: Runtime, meta: dict[str, Any]) -> bool:
 def _note_record(runtime: Runtime, meta: dict[str, Any], *, deleted: bool) -> None:
     uid = (meta.get("labels") or {}).get(names.OWNER_UID_LABEL, "")
     if deleted:
-        runtime.store.records.pop(uid, None)
+        runtime.store.forget_record(uid)
     elif uid:
-        runtime.store.records[uid] = RecordInfo.of(meta.get("annotations") or {})
+        runtime.store.note_record(uid, RecordInfo.of(meta.get("annotations") or {}))
 
 
 def _credential_owner(meta: dict[str, Any]) -> ObjectRef | None:
@@ -335,4 +335,4 @@ def _remember_secret(runtime: Runtime, meta: dict[str, Any]) -> None:
     owner = _credential_owner(meta)
     if owner is not None:
         uid = next(r["uid"] for r in meta["ownerReferences"] if r["name"] == owner.name)
-        runtime.store.secrets[(meta["namespace"], meta["name"])] = uid
+        runtime.store.note_secret(meta["namespace"], meta["name"], uid)

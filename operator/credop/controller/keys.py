@@ -24,7 +24,7 @@ from credop.api.serviceaccountkey import ServiceAccountKeySpec, ServiceAccountKe
 from credop.controller.context import CredentialContext, gather_common, rotation_request
 from credop.controller.keyring import keyring_missing_message
 from credop.controller.material import key_material
-from credop.controller.runtime import Runtime
+from credop.controller.ports import Reconciling
 from credop.controller.secrets import OwnerGoneError, SecretConflictError, SecretRecord
 from credop.controller.status import (
     StaleStatusError,
@@ -64,7 +64,7 @@ class KeyContext(CredentialContext):
     """Transitions status cannot show by itself (workloads restarted), for the history."""
 
 
-async def reconcile_key(runtime: Runtime, ref: ObjectRef) -> None:
+async def reconcile_key(runtime: Reconciling, ref: ObjectRef) -> None:
     async with runtime.store.lock(ref):
         for attempt in range(1, STALE_RETRIES + 1):
             try:
@@ -75,7 +75,7 @@ async def reconcile_key(runtime: Runtime, ref: ObjectRef) -> None:
                     raise
 
 
-async def _reconcile(runtime: Runtime, ref: ObjectRef) -> None:
+async def _reconcile(runtime: Reconciling, ref: ObjectRef) -> None:
     body = runtime.store.live_body(ref)
     if body is None:
         runtime.scheduler.cancel(ref)
@@ -97,7 +97,7 @@ async def _reconcile(runtime: Runtime, ref: ObjectRef) -> None:
     await _apply(runtime, context, state)
 
 
-def _gather(runtime: Runtime, body: Body, spec: ServiceAccountKeySpec) -> KeyContext:
+def _gather(runtime: Reconciling, body: Body, spec: ServiceAccountKeySpec) -> KeyContext:
     status = ServiceAccountKeyStatus.model_validate(body.get("status") or {})
     common = gather_common(runtime, body, policy_name=spec.policy_name, secret_name=spec.secret_name)
     recorded = None
@@ -123,7 +123,7 @@ def _violations(context: KeyContext) -> tuple[Any, ...]:
     )
 
 
-def _facts(runtime: Runtime, context: KeyContext) -> KeyFacts:
+def _facts(runtime: Reconciling, context: KeyContext) -> KeyFacts:
     record = context.record
     return KeyFacts(
         spec=context.spec,
@@ -136,7 +136,7 @@ def _facts(runtime: Runtime, context: KeyContext) -> KeyFacts:
     )
 
 
-async def _act(runtime: Runtime, context: KeyContext) -> tuple[KeyState, KeyContext]:
+async def _act(runtime: Reconciling, context: KeyContext) -> tuple[KeyState, KeyContext]:
     """Mint, rotate or retire as the facts demand; returns the state after acting."""
     now = runtime.now()
     state = key_state(_facts(runtime, context), now=now)
@@ -164,7 +164,7 @@ async def _act(runtime: Runtime, context: KeyContext) -> tuple[KeyState, KeyCont
     return key_state(_facts(runtime, context), now=now), context
 
 
-async def _has_record(runtime: Runtime, context: KeyContext, record: SecretRecord) -> bool:
+async def _has_record(runtime: Reconciling, context: KeyContext, record: SecretRecord) -> bool:
     """Whether credop's own record exists; a key minted before records existed gets one, once."""
     if runtime.store.has_record(context.owner.uid):
         return True
@@ -183,7 +183,7 @@ def _requested_rotation(context: KeyContext) -> str | None:
     return request if request and request != handled else None
 
 
-async def _mint(runtime: Runtime, context: KeyContext, now: datetime.datetime) -> SecretRecord:
+async def _mint(runtime: Reconciling, context: KeyContext, now: datetime.datetime) -> SecretRecord:
     """Create the Secret; after a crash, the 409 makes this adopt the Secret minted before it."""
     minted_at = now.replace(microsecond=0)
     material = _material(runtime, context, None, minted_at)
@@ -222,7 +222,7 @@ def _claims_digest(context: KeyContext) -> str | None:
 
 
 async def _rotate(
-    runtime: Runtime, context: KeyContext, now: datetime.datetime, *, reason: str | None = None
+    runtime: Reconciling, context: KeyContext, now: datetime.datetime, *, reason: str | None = None
 ) -> tuple[SecretRecord, tuple[Transition, ...]]:
     previous = context.record
     assert previous is not None
@@ -254,7 +254,7 @@ async def _rotate(
     return record, restarted
 
 
-def _material(runtime: Runtime, context: KeyContext, access_key_id: str | None, minted_at: datetime.datetime):  # type: ignore[no-untyped-def]
+def _material(runtime: Reconciling, context: KeyContext, access_key_id: str | None, minted_at: datetime.datetime):  # type: ignore[no-untyped-def]
     assert context.policy.spec is not None
     return key_material(
         context.spec,
@@ -270,7 +270,7 @@ def _material(runtime: Runtime, context: KeyContext, access_key_id: str | None, 
 
 
 async def _restart_targets(
-    runtime: Runtime, context: KeyContext, now: datetime.datetime, *, generation: int
+    runtime: Reconciling, context: KeyContext, now: datetime.datetime, *, generation: int
 ) -> tuple[Transition, ...]:
     """Restart workloads the way `kubectl rollout restart` does: a pod template annotation."""
     patch = {"spec": {"template": {"metadata": {"annotations": {"kubectl.kubernetes.io/restartedAt": timestamp(now)}}}}}
@@ -342,7 +342,7 @@ def _desired_status(context: KeyContext, state: KeyState, now: datetime.datetime
     return desired
 
 
-async def _apply(runtime: Runtime, context: KeyContext, state: KeyState) -> None:
+async def _apply(runtime: Reconciling, context: KeyContext, state: KeyState) -> None:
     now = runtime.now()
     desired = _desired_status(context, state, now)
     current = context.body.get("status") or {}
@@ -368,11 +368,11 @@ async def _apply(runtime: Runtime, context: KeyContext, state: KeyState) -> None
     runtime.scheduler.schedule(ref, state.next_check)
 
 
-async def _fail(runtime: Runtime, context: KeyContext, reason: str, message: str) -> None:
+async def _fail(runtime: Reconciling, context: KeyContext, reason: str, message: str) -> None:
     await _apply(runtime, context, not_ready(FAILED, reason, message))
 
 
-async def _fail_invalid_spec(runtime: Runtime, body: Body, error: ValidationError) -> None:
+async def _fail_invalid_spec(runtime: Reconciling, body: Body, error: ValidationError) -> None:
     message = "; ".join(f"spec.{'.'.join(str(p) for p in e['loc'])}: {e['msg']}" for e in error.errors())
     desired = {
         "phase": FAILED,

@@ -146,7 +146,7 @@ class Runtime:
             if uid in live or not await self._owner_is_gone(uid, info.owner):
                 continue
             await self.secrets.forget(uid)
-            self.store.records.pop(uid, None)
+            self.store.forget_record(uid)
             forgotten += 1
         return forgotten
 

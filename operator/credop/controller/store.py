@@ -217,6 +217,20 @@ class Store:
     def has_record(self, uid: str) -> bool:
         return uid in self.records
 
+    def note_record(self, uid: str, info: RecordInfo) -> None:
+        """A record Secret seen (listing or watch)."""
+        self.records[uid] = info
+
+    def forget_record(self, uid: str) -> None:
+        self.records.pop(uid, None)
+
+    def note_secret(self, namespace: str, name: str, owner_uid: str) -> None:
+        """A credential's tenant Secret seen (by name only: its data is never kept)."""
+        self.secrets[(namespace, name)] = owner_uid
+
+    def forget_secret(self, namespace: str, name: str) -> None:
+        self.secrets.pop((namespace, name), None)
+
     def hmac_keys_in_use(self) -> set[str]:
         """Every HMAC key some record's verifier names."""
         return {kid for info in self.records.values() for kid in info.hmac_keys}
