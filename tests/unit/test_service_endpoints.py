@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import dataclasses
 import datetime
+import json
 from typing import Any
 from urllib.parse import urlencode
 
@@ -66,6 +67,29 @@ async def test_an_active_token_is_introspected_with_its_claims(http: Http, state
     assert body["active"] is True and body["scope"] == "read write" and body["client_id"] == "team-a/billing"
     assert body["iss"] == TEST_ISSUER and body["sub"] == "team-a/billing" and body["token_type"] == "Bearer"
     assert {"exp", "iat", "nbf", "jti", "aud"} <= set(body)
+
+
+async def test_a_viewer_keys_token_names_its_accounts_in_claims_introspection_and_forward_auth(
+    http: Http, state: ServiceState
+) -> None:
+    viewer = add_key(state, "viewer", roles=[{"name": "CloudAccountViewer", "scope": ["acct-1", "acct-2"]}])
+    resource_server = add_key(state, "rs")
+    token = await token_for(http, viewer)
+    status, body = await introspect(http, resource_server, token)
+    assert status == 200 and body["active"] is True
+    assert body["roles"] == ["CloudAccountViewer"]
+    assert body["role_accounts"] == {"CloudAccountViewer": ["acct-1", "acct-2"]}
+    response = await http.get("/v1/authorize", headers={"Authorization": f"Bearer {token}"})
+    assert response.status == 200
+    assert json.loads(response.headers["X-Credop-Role-Accounts"]) == {"CloudAccountViewer": ["acct-1", "acct-2"]}
+    assert response.headers["X-Credop-Roles"] == "CloudAccountViewer"
+
+
+async def test_a_global_roles_accounts_are_all_accounts_said_explicitly(http: Http, state: ServiceState) -> None:
+    admin = add_key(state, "admin", roles=[{"name": "GlobalAdmin"}])
+    resource_server = add_key(state, "rs")
+    status, body = await introspect(http, resource_server, await token_for(http, admin))
+    assert status == 200 and body["role_accounts"] == {"GlobalAdmin": ["*"]}
 
 
 INACTIVE_CASES = [

@@ -11,6 +11,8 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, Literal
 
+from credop.domain.policy import WILDCARD_SCOPE
+
 ACCESS_TOKEN_TYPE = "at+jwt"
 KEY_TOKEN_TYPE = "credop-key+jwt"
 KEY_TOKEN_AUDIENCE = "urn:credop:service-account-key"
@@ -21,6 +23,7 @@ READ_SCOPE = "read"
 WRITE_SCOPE = "write"
 
 Permission = Literal["ReadOnly", "CanEdit"]
+ROLE_ACCOUNTS_CLAIM = "role_accounts"
 
 
 def scopes_for(permission: Permission) -> tuple[str, ...]:
@@ -54,6 +57,23 @@ class TokenSubject:
     client_id: str
     subject: str
     roles: tuple[str, ...] = ()
+    role_accounts: Mapping[str, tuple[str, ...]] | None = None
+    """Each role's accounts (:func:`accounts_by_role`), for the ``role_accounts`` claim."""
+
+
+def accounts_by_role(roles: Sequence[tuple[str, Sequence[str]]]) -> dict[str, tuple[str, ...]]:
+    """The accounts each role covers, from (name, scope) pairs: what a resource server checks offline.
+
+    A role without a scope is a global role and covers every account (``("*",)``),
+    said explicitly so that a consumer never reads a missing entry as "all";
+    a role listed twice covers the union of its scopes, and ``*`` anywhere covers all.
+    """
+    accounts: dict[str, tuple[str, ...]] = {}
+    for name, scope in roles:
+        wanted = tuple(scope) or (WILDCARD_SCOPE,)
+        merged = tuple(dict.fromkeys((*accounts.get(name, ()), *wanted)))
+        accounts[name] = (WILDCARD_SCOPE,) if WILDCARD_SCOPE in merged else merged
+    return accounts
 
 
 def access_token_claims(
@@ -71,7 +91,8 @@ def access_token_claims(
 
     ``sub`` and ``client_id`` are tenant-qualified (``<namespace>/<id>``) so no two
     tenants' tokens share them; ``tenant`` goes with the roles, whose names are
-    each tenant's own."""
+    each tenant's own, and ``role_accounts`` says which accounts each role covers
+    (a CloudAccountViewer limited to two accounts says those two)."""
     issued = max(now, not_before) if not_before else now
     iat = int(issued.timestamp())
     claims: dict[str, Any] = {
@@ -88,6 +109,8 @@ def access_token_claims(
     }
     if subject.roles:
         claims["roles"] = list(subject.roles)
+    if subject.role_accounts:
+        claims[ROLE_ACCOUNTS_CLAIM] = {name: list(accounts) for name, accounts in subject.role_accounts.items()}
     return claims
 
 

@@ -7,14 +7,17 @@ original method (``X-Original-Method``, ``X-Forwarded-Method``, or the request's
 own when Envoy forwards it as is) must be one the token's scope allows —
 ``read`` is GET, HEAD and OPTIONS; ``write`` adds the rest. 200 carries the
 identity as headers for the upstream; 401 means no usable token, 403 a method
-the token may not use.
+the token may not use. ``X-Credop-Role-Accounts`` is the JSON object of the
+accounts each of a key's roles covers (``"*"``: every account), as in tokens.
 """
 
 from __future__ import annotations
 
+import json
+
 from aiohttp import web
 
-from credop.domain.tokens import methods_for_scopes, qualified
+from credop.domain.tokens import accounts_by_role, methods_for_scopes, qualified
 from credop.service._state import ServiceState
 
 PREFIX = "/v1/authorize"
@@ -61,6 +64,9 @@ def authorize(state: ServiceState, request: web.Request) -> web.Response:
             "X-Credop-Client-Id": qualified(credential.namespace, credential.identifier),
             "X-Credop-Tenant": credential.namespace,
             "X-Credop-Scope": " ".join(active.scopes),
-            "X-Credop-Roles": ",".join(role.name for role in credential.roles),
+            "X-Credop-Roles": ",".join(dict.fromkeys(role.name for role in credential.roles)),
+            "X-Credop-Role-Accounts": json.dumps(
+                accounts_by_role([(role.name, role.scope) for role in credential.roles]), separators=(",", ":")
+            ),
         },
     )

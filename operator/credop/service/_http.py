@@ -45,7 +45,7 @@ from credop.service._tokens import presented_type
 logger = logging.getLogger("credop.service.http")
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 NO_STORE = {"Cache-Control": "no-store", "Pragma": "no-cache"}
-INTROSPECTED_CLAIMS = ("exp", "iat", "nbf", "sub", "aud", "iss", "jti", "client_id", "tenant")
+INTROSPECTED_CLAIMS = ("exp", "iat", "nbf", "sub", "aud", "iss", "jti", "client_id", "tenant", "roles", "role_accounts")
 VERIFY_FIELDS = {"token", "accessKeyId", "secretKey", "clientId", "clientSecret", "method"}
 JSON_MEDIA_TYPE = "application/json"
 _JSON_HEADERS: CIMultiDict[str] = CIMultiDict({"Content-Type": JSON_MEDIA_TYPE})

@@ -122,6 +122,12 @@ SCHEMAS: dict[str, Any] = {
             "iss": {"type": "string"},
             "jti": {"type": "string"},
             "tenant": {"type": "string", "description": "The namespace of the token's credential"},
+            "roles": {"type": "array", "items": {"type": "string"}, "description": "A key's role names"},
+            "role_accounts": {
+                "type": "object",
+                "additionalProperties": {"type": "array", "items": {"type": "string"}},
+                "description": 'The accounts each role covers; "*" is every account (a role with no scope)',
+            },
         },
     },
     "Jwks": {

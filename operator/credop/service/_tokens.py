@@ -21,6 +21,7 @@ from credop.domain.tokens import (
     TOKEN_CLAIM_CREDENTIAL_UID,
     TokenSubject,
     access_token_claims,
+    accounts_by_role,
     effective_scopes,
     issued_before_invalidation,
     qualified,
@@ -109,7 +110,8 @@ class AccessTokens:
             name=credential.name,
             client_id=qualified(credential.namespace, credential.identifier),
             subject=qualified(credential.namespace, credential.subject),
-            roles=tuple(role.name for role in credential.roles),
+            roles=tuple(dict.fromkeys(role.name for role in credential.roles)),
+            role_accounts=accounts_by_role([(role.name, role.scope) for role in credential.roles]),
         )
         if len(self._subjects) >= MAX_REMEMBERED_SUBJECTS:
             self._subjects.clear()
