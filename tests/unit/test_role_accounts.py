@@ -8,7 +8,14 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from credop.domain.tokens import ROLE_ACCOUNTS_CLAIM, TokenSubject, access_token_claims, accounts_by_role
+from credop.domain.tokens import (
+    ROLE_ACCOUNTS_CLAIM,
+    TokenSubject,
+    access_token_claims,
+    accounts_by_role,
+    granted_accounts,
+    narrowed_accounts,
+)
 from tests.servicekit import EPOCH
 
 
@@ -86,3 +93,41 @@ def test_a_client_without_roles_carries_no_role_claims() -> None:
         jti="j",
     )
     assert "roles" not in claims and ROLE_ACCOUNTS_CLAIM not in claims
+
+
+@pytest.mark.parametrize(
+    ("granted", "allowed_now", "narrowed"),
+    [
+        ({"CloudAccountViewer": ("a", "b")}, {"CloudAccountViewer": ("a", "b")}, {"CloudAccountViewer": ("a", "b")}),
+        ({"CloudAccountViewer": ("a", "b")}, {"CloudAccountViewer": ("b",)}, {"CloudAccountViewer": ("b",)}),
+        ({"CloudAccountViewer": ("a",)}, {"CloudAccountViewer": ("b",)}, {}),
+        ({"CloudAccountViewer": ("a",)}, {"CloudAccountViewer": ("*",)}, {"CloudAccountViewer": ("a",)}),
+        ({"CloudAccountViewer": ("*",)}, {"CloudAccountViewer": ("c",)}, {"CloudAccountViewer": ("c",)}),
+        ({"GlobalAdmin": ("*",)}, {"GlobalViewer": ("*",)}, {}),
+        ({}, {"GlobalAdmin": ("*",)}, {}),
+    ],
+)
+def test_a_tokens_accounts_narrow_with_its_key_and_never_widen(
+    granted: dict[str, tuple[str, ...]], allowed_now: dict[str, tuple[str, ...]], narrowed: dict[str, tuple[str, ...]]
+) -> None:
+    assert narrowed_accounts(granted, allowed_now) == narrowed
+
+
+@given(st.lists(st.tuples(names, scopes), max_size=5), st.lists(st.tuples(names, scopes), max_size=5))
+def test_narrowed_accounts_are_covered_by_both_sides(
+    granted: Sequence[tuple[str, list[str]]], allowed: Sequence[tuple[str, list[str]]]
+) -> None:
+    before, now = accounts_by_role(granted), accounts_by_role(allowed)
+
+    def covers(accounts: tuple[str, ...], account: str) -> bool:
+        return "*" in accounts or account in accounts
+
+    for role, accounts in narrowed_accounts(before, now).items():
+        for account in accounts:
+            assert covers(before[role], account) and covers(now[role], account)
+
+
+def test_a_token_from_before_the_claim_counts_its_roles_as_unscoped() -> None:
+    assert granted_accounts({"roles": ["GlobalViewer"]}) == {"GlobalViewer": ("*",)}
+    assert granted_accounts({"role_accounts": {"CloudAccountViewer": ["a"]}}) == {"CloudAccountViewer": ("a",)}
+    assert granted_accounts({}) == {}

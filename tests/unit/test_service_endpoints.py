@@ -85,6 +85,28 @@ async def test_a_viewer_keys_token_names_its_accounts_in_claims_introspection_an
     assert response.headers["X-Credop-Roles"] == "CloudAccountViewer"
 
 
+async def test_a_narrowed_keys_earlier_tokens_answer_only_what_it_still_covers(http: Http, state: ServiceState) -> None:
+    viewer = add_key(state, "viewer", roles=[{"name": "CloudAccountViewer", "scope": ["acct-1", "acct-2"]}])
+    resource_server = add_key(state, "rs")
+    token = await token_for(http, viewer)
+    narrowed = {
+        **viewer.body,
+        "spec": {**viewer.body["spec"], "roles": [{"name": "CloudAccountViewer", "scope": ["acct-2"]}]},
+    }
+    state.put_object("ServiceAccountKey", narrowed)
+    status, body = await introspect(http, resource_server, token)
+    assert status == 200 and body["role_accounts"] == {"CloudAccountViewer": ["acct-2"]}
+    response = await http.get("/v1/authorize", headers={"Authorization": f"Bearer {token}"})
+    assert json.loads(response.headers["X-Credop-Role-Accounts"]) == {"CloudAccountViewer": ["acct-2"]}
+    widened = {
+        **viewer.body,
+        "spec": {**viewer.body["spec"], "roles": [{"name": "CloudAccountViewer", "scope": ["*"]}]},
+    }
+    state.put_object("ServiceAccountKey", widened)
+    status, body = await introspect(http, resource_server, token)
+    assert body["role_accounts"] == {"CloudAccountViewer": ["acct-1", "acct-2"]}
+
+
 async def test_a_global_roles_accounts_are_all_accounts_said_explicitly(http: Http, state: ServiceState) -> None:
     admin = add_key(state, "admin", roles=[{"name": "GlobalAdmin"}])
     resource_server = add_key(state, "rs")

@@ -76,6 +76,38 @@ def accounts_by_role(roles: Sequence[tuple[str, Sequence[str]]]) -> dict[str, tu
     return accounts
 
 
+def narrowed_accounts(
+    granted: Mapping[str, Sequence[str]], allowed_now: Mapping[str, Sequence[str]]
+) -> dict[str, tuple[str, ...]]:
+    """The accounts a token's roles still cover: each role it was granted that the key still carries,
+    with only the accounts both allow (``*`` on one side yields the other side's list).
+
+    A key whose roles are narrowed narrows its tokens at once for every online
+    check (introspection, forward auth), as :func:`effective_scopes` does for scopes."""
+    narrowed: dict[str, tuple[str, ...]] = {}
+    for role, accounts in granted.items():
+        now = allowed_now.get(role)
+        if now is None:
+            continue
+        if WILDCARD_SCOPE in now:
+            kept = tuple(accounts)
+        elif WILDCARD_SCOPE in accounts:
+            kept = tuple(now)
+        else:
+            kept = tuple(account for account in accounts if account in now)
+        if kept:
+            narrowed[role] = kept
+    return narrowed
+
+
+def granted_accounts(claims: Mapping[str, Any]) -> dict[str, tuple[str, ...]]:
+    """The ``role_accounts`` a token carries (a token from before the claim existed: its roles, unscoped)."""
+    carried = claims.get(ROLE_ACCOUNTS_CLAIM)
+    if isinstance(carried, Mapping):
+        return {str(role): tuple(str(account) for account in accounts) for role, accounts in carried.items()}
+    return {str(role): (WILDCARD_SCOPE,) for role in claims.get("roles") or ()}
+
+
 def access_token_claims(
     subject: TokenSubject,
     *,

@@ -17,7 +17,7 @@ import json
 
 from aiohttp import web
 
-from credop.domain.tokens import accounts_by_role, methods_for_scopes, qualified
+from credop.domain.tokens import methods_for_scopes, qualified
 from credop.service._state import ServiceState
 
 PREFIX = "/v1/authorize"
@@ -64,9 +64,7 @@ def authorize(state: ServiceState, request: web.Request) -> web.Response:
             "X-Credop-Client-Id": qualified(credential.namespace, credential.identifier),
             "X-Credop-Tenant": credential.namespace,
             "X-Credop-Scope": " ".join(active.scopes),
-            "X-Credop-Roles": ",".join(dict.fromkeys(role.name for role in credential.roles)),
-            "X-Credop-Role-Accounts": json.dumps(
-                accounts_by_role([(role.name, role.scope) for role in credential.roles]), separators=(",", ":")
-            ),
+            "X-Credop-Roles": ",".join(active.role_accounts),
+            "X-Credop-Role-Accounts": json.dumps(active.role_accounts, separators=(",", ":")),
         },
     )

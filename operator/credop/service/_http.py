@@ -25,6 +25,7 @@ from credop.domain.conditions import timestamp
 from credop.domain.tokens import (
     ACCESS_TOKEN_TYPE,
     KEY_TOKEN_TYPE,
+    ROLE_ACCOUNTS_CLAIM,
     TOKEN_CLAIM_CREDENTIAL_UID,
     methods_for_scopes,
     narrowed_scopes,
@@ -45,7 +46,7 @@ from credop.service._tokens import presented_type
 logger = logging.getLogger("credop.service.http")
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 NO_STORE = {"Cache-Control": "no-store", "Pragma": "no-cache"}
-INTROSPECTED_CLAIMS = ("exp", "iat", "nbf", "sub", "aud", "iss", "jti", "client_id", "tenant", "roles", "role_accounts")
+INTROSPECTED_CLAIMS = ("exp", "iat", "nbf", "sub", "aud", "iss", "jti", "client_id", "tenant")
 VERIFY_FIELDS = {"token", "accessKeyId", "secretKey", "clientId", "clientSecret", "method"}
 JSON_MEDIA_TYPE = "application/json"
 _JSON_HEADERS: CIMultiDict[str] = CIMultiDict({"Content-Type": JSON_MEDIA_TYPE})
@@ -121,6 +122,9 @@ class Endpoints:
         self._results["introspect", "active"].inc()
         answer: dict[str, Any] = {"active": True, "scope": " ".join(active.scopes), "token_type": "Bearer"}
         answer.update({claim: active.claims[claim] for claim in INTROSPECTED_CLAIMS if claim in active.claims})
+        if active.role_accounts or "roles" in active.claims:
+            answer["roles"] = list(active.role_accounts)
+            answer[ROLE_ACCOUNTS_CLAIM] = {role: list(accounts) for role, accounts in active.role_accounts.items()}
         return json_response(answer, headers=NO_STORE)
 
     async def revoke(self, request: web.Request) -> web.Response:

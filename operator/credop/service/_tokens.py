@@ -23,7 +23,9 @@ from credop.domain.tokens import (
     access_token_claims,
     accounts_by_role,
     effective_scopes,
+    granted_accounts,
     issued_before_invalidation,
+    narrowed_accounts,
     qualified,
     token_is_current,
 )
@@ -45,11 +47,13 @@ class IssuedToken:
 
 @dataclass(frozen=True)
 class ActiveToken:
-    """A presented access token that is valid now, with its credential and current scopes."""
+    """A presented access token that is valid now, with its credential, current scopes and role accounts."""
 
     claims: Mapping[str, Any]
     credential: Credential
     scopes: tuple[str, ...]
+    role_accounts: Mapping[str, tuple[str, ...]]
+    """What the token's roles still cover (:func:`~credop.domain.tokens.narrowed_accounts`)."""
 
 
 MAX_REMEMBERED_SUBJECTS = 100_000
@@ -143,7 +147,8 @@ class AccessTokens:
         if issued_before_invalidation(claims, credential.invalid_before()):
             return None
         scopes = effective_scopes(str(claims.get("scope", "")), self.view.allowed_scopes(credential))
-        return ActiveToken(claims, credential, scopes)
+        allowed_accounts = accounts_by_role([(role.name, role.scope) for role in credential.roles])
+        return ActiveToken(claims, credential, scopes, narrowed_accounts(granted_accounts(claims), allowed_accounts))
 
     def key_of_key_token(self, token: str) -> Credential | None:
         """The ServiceAccountKey a JWT-format secret key claims to be (its secret is checked separately)."""
