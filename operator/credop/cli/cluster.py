@@ -9,7 +9,6 @@ from __future__ import annotations
 import base64
 import contextlib
 import json
-import os
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -23,6 +22,7 @@ from kubernetes.config.config_exception import ConfigException
 from credop import GROUP, VERSION
 from credop.cli.errors import CliError
 from credop.cli.kinds import KindInfo, Target
+from credop.kube.client import in_cluster, load_configuration
 
 Body = dict[str, Any]
 MERGE_PATCH = "application/merge-patch+json"
@@ -44,25 +44,16 @@ class ConnectionOptions:
 
 
 def _in_cluster(options: ConnectionOptions) -> bool:
-    return (
-        not options.kubeconfig and not os.environ.get("KUBECONFIG") and bool(os.environ.get("KUBERNETES_SERVICE_HOST"))
-    )
+    return in_cluster(options.kubeconfig or None)
 
 
 def _load_configuration(options: ConnectionOptions) -> kubernetes.client.Configuration:
     if options.kubeconfig and not Path(options.kubeconfig).is_file():
         raise CliError(f"cannot load the kubeconfig: {options.kubeconfig} does not exist")
-    configuration = kubernetes.client.Configuration()
     try:
-        if _in_cluster(options):
-            kubernetes.config.load_incluster_config(client_configuration=configuration)  # type: ignore[no-untyped-call]
-        else:
-            kubernetes.config.load_kube_config(  # type: ignore[no-untyped-call]
-                config_file=options.kubeconfig, context=options.context, client_configuration=configuration
-            )
+        return load_configuration(options.kubeconfig or None, context=options.context)
     except (ConfigException, OSError) as error:
         raise CliError(f"cannot load the kubeconfig: {error}") from None
-    return configuration
 
 
 def _default_namespace(options: ConnectionOptions) -> str:

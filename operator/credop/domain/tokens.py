@@ -31,15 +31,6 @@ def scopes_for(permission: Permission) -> tuple[str, ...]:
     return (READ_SCOPE,) if permission == "ReadOnly" else (READ_SCOPE, WRITE_SCOPE)
 
 
-def granted_scopes(requested: str | None, permission: Permission) -> tuple[str, ...] | None:
-    """The scopes to grant for a token request; ``None`` when it asks for more than allowed."""
-    allowed = scopes_for(permission)
-    if not requested:
-        return allowed
-    asked = tuple(dict.fromkeys(requested.split()))
-    return asked if set(asked) <= set(allowed) else None
-
-
 def methods_for_scopes(scopes: Sequence[str]) -> tuple[str, ...]:
     """The HTTP methods a resource server should allow: GET only for read."""
     if WRITE_SCOPE in scopes:

@@ -49,14 +49,23 @@ class KubeApiError(RuntimeError):
         self.reason = reason
 
 
-def load_configuration(kubeconfig: str | Path | None = None) -> kubernetes.client.Configuration:
+def in_cluster(kubeconfig: str | Path | None = None) -> bool:
+    """Whether to use the pod's ServiceAccount: in a pod, with no kubeconfig named or in ``$KUBECONFIG``."""
+    return kubeconfig is None and bool(os.environ.get("KUBERNETES_SERVICE_HOST")) and not os.environ.get("KUBECONFIG")
+
+
+def load_configuration(
+    kubeconfig: str | Path | None = None, *, context: str | None = None
+) -> kubernetes.client.Configuration:
     """In-cluster configuration in a pod, else the kubeconfig (argument, $KUBECONFIG or ~/.kube/config)."""
     configuration = kubernetes.client.Configuration()
-    if kubeconfig is None and os.environ.get("KUBERNETES_SERVICE_HOST") and not os.environ.get("KUBECONFIG"):
+    if in_cluster(kubeconfig):
         kubernetes.config.load_incluster_config(client_configuration=configuration)  # type: ignore[no-untyped-call]
     else:
         path = str(kubeconfig) if kubeconfig else None
-        kubernetes.config.load_kube_config(config_file=path, client_configuration=configuration)  # type: ignore[no-untyped-call]
+        kubernetes.config.load_kube_config(  # type: ignore[no-untyped-call]
+            config_file=path, context=context, client_configuration=configuration
+        )
     configuration.connection_pool_maxsize = 64
     return configuration
 

@@ -13,6 +13,7 @@ import asyncio
 import contextlib
 import logging
 from collections.abc import AsyncIterator
+from pathlib import Path
 
 from aiohttp import web
 
@@ -78,13 +79,13 @@ class AdmissionServer:
 
 @contextlib.asynccontextmanager
 async def admission_webhooks(
-    settings: WebhookSettings | None, *, kubeconfig: object, namespace: str, clock: Clock
+    settings: WebhookSettings | None, *, kubeconfig: Path | None, namespace: str, clock: Clock
 ) -> AsyncIterator[AdmissionServer | None]:
     """Serve the webhooks (when ``settings`` say so) for as long as the block runs, with a client of their own."""
     if settings is None:
         yield None
         return
-    kube = Kube(load_configuration(kubeconfig))  # type: ignore[arg-type]
+    kube = Kube(load_configuration(kubeconfig))
     server = AdmissionServer(settings, kube=kube, namespace=namespace, clock=clock)
     await server.start()
     try:
