@@ -4,8 +4,7 @@ from __future__ import annotations
 
 import datetime
 
-from credop.controller.material import Owner
-from credop.controller.secrets import SecretRecord
+from credop.controller.material import Owner, SecretRecord
 from credop.controller.store import ObjectRef, Store
 
 T0 = datetime.datetime(2026, 1, 1, tzinfo=datetime.UTC)

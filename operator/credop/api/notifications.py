@@ -10,7 +10,7 @@ send an unrelated Secret's value anywhere.
 from __future__ import annotations
 
 import datetime
-from typing import Annotated, Literal
+from typing import Annotated, Literal, get_args
 
 from pydantic import ConfigDict, Field, model_validator
 
@@ -27,17 +27,7 @@ NoticeType = Literal[
     "ActiveLimitReached",
     "SecretMissing",
 ]
-NOTICE_TYPES: tuple[NoticeType, ...] = (
-    "ExpiringSoon",
-    "Expired",
-    "RotationDue",
-    "Rotated",
-    "Unused",
-    "Disabled",
-    "Deactivated",
-    "ActiveLimitReached",
-    "SecretMissing",
-)
+NOTICE_TYPES: tuple[NoticeType, ...] = get_args(NoticeType)
 EMAIL_PATTERN = r"^[A-Za-z0-9.!#$%&'*+/=?^_`{|}~-]+@[A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?(?:\.[A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?)*$"
 URL_PATTERN = r"^https?://[^\s/?#@]+(/[^\s]*)?$"
 SECRET_KEY_PATTERN = r"^[-._a-zA-Z0-9]+$"

@@ -16,12 +16,12 @@ from pydantic import ValidationError
 from credop import names
 from credop.api.apiclient import ApiClientSpec, ApiClientStatus
 from credop.api.keypolicy import KeyPolicySpec
-from credop.controller.context import CredentialContext, gather_common, rotation_request
+from credop.controller.context import CredentialContext, gather_common, reconcile_under_lock, rotation_request
 from credop.controller.keyring import keyring_missing_message
-from credop.controller.material import Material, client_material
+from credop.controller.material import Material, SecretRecord, client_material
 from credop.controller.ports import Reconciling
-from credop.controller.secrets import OwnerGoneError, SecretConflictError, SecretRecord
-from credop.controller.status import StaleStatusError, status_transitions, timestamp_or_none
+from credop.controller.secrets import OwnerGoneError, SecretConflictError
+from credop.controller.status import status_transitions, timestamp_or_none
 from credop.controller.store import ObjectRef, generation_of
 from credop.domain import templates
 from credop.domain.clients import ClientFacts, eligibility, tokens_cut_off
@@ -41,7 +41,6 @@ RECORD_MISSING = (
     "holds a verifier credop wrote); rotate it (annotate credop.dev/rotate) to mint a new secret"
 )
 Body = dict[str, Any]
-STALE_RETRIES = 3
 
 
 class ClientProblem(Exception):  # noqa: N818 - a refusal, not a crash
@@ -63,14 +62,7 @@ class ClientContext(CredentialContext):
 
 
 async def reconcile_client(runtime: Reconciling, ref: ObjectRef) -> None:
-    async with runtime.store.lock(ref):
-        for attempt in range(1, STALE_RETRIES + 1):
-            try:
-                await _reconcile(runtime, ref)
-                return
-            except StaleStatusError:
-                if attempt == STALE_RETRIES or not await runtime.status.refresh(ref):
-                    raise
+    await reconcile_under_lock(runtime, ref, _reconcile)
 
 
 async def _reconcile(runtime: Reconciling, ref: ObjectRef) -> None:

@@ -1,19 +1,37 @@
-"""What every credential reconcile gathers first: the object, its owner reference, policy and Secret name."""
+"""What every credential reconcile shares: its lock and stale-status retries, and what it gathers first
+(the object, its owner reference, policy and Secret name)."""
 
 from __future__ import annotations
 
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 from credop import names
 from credop.controller.material import Owner
-from credop.controller.store import generation_of
+from credop.controller.status import StaleStatusError
+from credop.controller.store import ObjectRef, generation_of
 from credop.domain.policy import ResolvedPolicy, resolve_policy
 
 if TYPE_CHECKING:
     from credop.controller.ports import Reconciling
 
 Body = dict[str, Any]
+STALE_RETRIES = 3
+
+
+async def reconcile_under_lock(
+    runtime: Reconciling, ref: ObjectRef, reconcile: Callable[[Reconciling, ObjectRef], Awaitable[None]]
+) -> None:
+    """Run ``reconcile`` holding the object's lock; again after a stale status read, up to STALE_RETRIES times."""
+    async with runtime.store.lock(ref):
+        for attempt in range(1, STALE_RETRIES + 1):
+            try:
+                await reconcile(runtime, ref)
+                return
+            except StaleStatusError:
+                if attempt == STALE_RETRIES or not await runtime.status.refresh(ref):
+                    raise
 
 
 @dataclass(frozen=True)

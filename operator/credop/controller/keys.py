@@ -21,13 +21,12 @@ from pydantic import ValidationError
 from credop import names
 from credop.api.common import ACTIVE, FAILED
 from credop.api.serviceaccountkey import ServiceAccountKeySpec, ServiceAccountKeyStatus
-from credop.controller.context import CredentialContext, gather_common, rotation_request
+from credop.controller.context import CredentialContext, gather_common, reconcile_under_lock, rotation_request
 from credop.controller.keyring import keyring_missing_message
-from credop.controller.material import key_material
+from credop.controller.material import SecretRecord, key_material
 from credop.controller.ports import Reconciling
-from credop.controller.secrets import OwnerGoneError, SecretConflictError, SecretRecord
+from credop.controller.secrets import OwnerGoneError, SecretConflictError
 from credop.controller.status import (
-    StaleStatusError,
     condition_events,
     phase_events,
     status_transitions,
@@ -50,7 +49,6 @@ RECORD_MISSING = (
     "holds a verifier credop wrote); rotate it (annotate credop.dev/rotate) to mint a new secret"
 )
 Body = dict[str, Any]
-STALE_RETRIES = 3
 
 
 @dataclass(frozen=True)
@@ -65,14 +63,7 @@ class KeyContext(CredentialContext):
 
 
 async def reconcile_key(runtime: Reconciling, ref: ObjectRef) -> None:
-    async with runtime.store.lock(ref):
-        for attempt in range(1, STALE_RETRIES + 1):
-            try:
-                await _reconcile(runtime, ref)
-                return
-            except StaleStatusError:
-                if attempt == STALE_RETRIES or not await runtime.status.refresh(ref):
-                    raise
+    await reconcile_under_lock(runtime, ref, _reconcile)
 
 
 async def _reconcile(runtime: Reconciling, ref: ObjectRef) -> None:

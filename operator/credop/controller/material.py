@@ -219,21 +219,24 @@ def tenant_secret_body(
 
 
 @dataclass(frozen=True)
-class RecordFields:
-    """What a record Secret says of its credential (no verifier)."""
+class SecretRecord:
+    """What credop recorded of a credential's secret in its record Secret: no secret values, no verifier."""
 
-    secret_name: str
+    name: str
+    """The tenant Secret the material is delivered to."""
     identifier: str
     generation: int
     minted_at: datetime.datetime
     request: str | None = None
     previous_valid_until: datetime.datetime | None = None
+    adopted: bool = False
+    """Found already written (a retry after a crash), not written by this call."""
 
 
 def record_body(
     namespace: str,
     owner: Owner,
-    fields: RecordFields,
+    fields: SecretRecord,
     *,
     verifier: str,
     previous_verifier: str | None = None,
@@ -241,7 +244,7 @@ def record_body(
     """credop's own record of ``owner`` in its namespace ``namespace``: bookkeeping and verifiers."""
     annotations = {
         names.OWNER_ANNOTATION: f"{owner.namespace}/{owner.name}",
-        names.SECRET_NAME_ANNOTATION: fields.secret_name,
+        names.SECRET_NAME_ANNOTATION: fields.name,
         names.IDENTIFIER_ANNOTATION: fields.identifier,
         names.KEY_GENERATION: str(fields.generation),
         names.MINTED_AT: timestamp(fields.minted_at),

@@ -19,7 +19,8 @@ from typing import Any, Protocol
 from credop.api.keypolicy import KeyPolicySpec
 from credop.config import Config
 from credop.controller.events import EventType
-from credop.controller.secrets import CredentialSecrets, SecretRecord
+from credop.controller.material import SecretRecord
+from credop.controller.secrets import CredentialSecrets
 from credop.controller.status import StatusWriter
 from credop.controller.store import ObjectRef
 from credop.domain.clients import ClientFacts

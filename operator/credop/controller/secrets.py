@@ -25,11 +25,11 @@ import contextlib
 import datetime
 import logging
 from collections.abc import Callable
-from dataclasses import dataclass, replace
+from dataclasses import replace
 from typing import Any
 
 from credop import names
-from credop.controller.material import Material, Owner, RecordFields, record_body, tenant_secret_body
+from credop.controller.material import Material, Owner, SecretRecord, record_body, tenant_secret_body
 from credop.domain.conditions import parse_timestamp
 from credop.domain.verifiers import is_acceptable_verifier
 from credop.kube.bodies import data_value
@@ -45,20 +45,6 @@ class OwnerGoneError(LookupError):
 
 class SecretConflictError(RuntimeError):
     """A Secret of that name exists and belongs to something else; credop will not overwrite it."""
-
-
-@dataclass(frozen=True)
-class SecretRecord:
-    """What credop recorded of a credential's secret: no secret values."""
-
-    name: str
-    identifier: str
-    generation: int
-    minted_at: datetime.datetime
-    request: str | None = None
-    previous_valid_until: datetime.datetime | None = None
-    adopted: bool = False
-    """Found already written (a retry after a crash), not written by this call."""
 
 
 def record_of(record_secret: Body) -> SecretRecord:
@@ -120,7 +106,7 @@ class CredentialSecrets:
         generation: int = 1,
     ) -> SecretRecord:
         """Record, then deliver; when a record exists already, adopt what it delivered or mint afresh."""
-        fields = RecordFields(secret_name, material.identifier, generation, now, request)
+        fields = SecretRecord(secret_name, material.identifier, generation, now, request)
         try:
             await self._kube.create_secret(
                 self.namespace, record_body(self.namespace, owner, fields, verifier=material.verifier)
@@ -128,7 +114,7 @@ class CredentialSecrets:
         except ConflictError:
             return await self._resume_mint(owner, secret_name, material, now=now, request=request)
         await self._deliver(owner, fields, material)
-        return self._written(owner, _record(fields))
+        return self._written(owner, fields)
 
     async def _resume_mint(
         self, owner: Owner, secret_name: str, material: Material, *, now: datetime.datetime, request: str | None
@@ -140,12 +126,12 @@ class CredentialSecrets:
             return self._written(owner, replace(record, adopted=True))
         # Recorded but never delivered: nobody holds that secret, so a fresh one replaces it.
         # Nobody holds the recorded identifier either, so the fresh material is taken whole.
-        fields = RecordFields(secret_name, material.identifier, record.generation, now, request)
+        fields = SecretRecord(secret_name, material.identifier, record.generation, now, request)
         body = record_body(self.namespace, owner, fields, verifier=material.verifier)
         body["metadata"]["resourceVersion"] = existing["metadata"]["resourceVersion"]
         await self._kube.replace_secret(self.namespace, names.record_name(owner.uid), body)
         await self._deliver(owner, fields, material)
-        return self._written(owner, _record(fields))
+        return self._written(owner, fields)
 
     async def rotate(
         self,
@@ -180,7 +166,7 @@ class CredentialSecrets:
         material = make_material(record.identifier or None)
         redo = record.request == request  # recorded by a process that died before delivering it
         keep_previous = grace > datetime.timedelta(0) and not redo
-        fields = RecordFields(
+        fields = SecretRecord(
             secret_name,
             material.identifier,
             record.generation if redo else record.generation + 1,
@@ -199,13 +185,13 @@ class CredentialSecrets:
         body["metadata"]["resourceVersion"] = existing["metadata"]["resourceVersion"]
         await self._kube.replace_secret(self.namespace, names.record_name(owner.uid), body)
         await self._deliver(owner, fields, material)
-        return self._written(owner, _record(fields))
+        return self._written(owner, fields)
 
-    async def _deliver(self, owner: Owner, fields: RecordFields, material: Material) -> None:
+    async def _deliver(self, owner: Owner, fields: SecretRecord, material: Material) -> None:
         """Write the tenant's Secret: create it, or replace the one credop owns."""
         body = tenant_secret_body(
             owner,
-            fields.secret_name,
+            fields.name,
             material,
             generation=fields.generation,
             minted_at=fields.minted_at,
@@ -215,13 +201,11 @@ class CredentialSecrets:
             await self._kube.create_secret(owner.namespace, body)
             return
         except ConflictError:
-            existing = await self._kube.read_secret(owner.namespace, fields.secret_name)
+            existing = await self._kube.read_secret(owner.namespace, fields.name)
         if not owned_by(existing, owner):
-            raise SecretConflictError(
-                f'Secret "{fields.secret_name}" already exists and is not owned by this {owner.kind}'
-            )
+            raise SecretConflictError(f'Secret "{fields.name}" already exists and is not owned by this {owner.kind}')
         body["metadata"]["resourceVersion"] = existing["metadata"]["resourceVersion"]
-        await self._kube.replace_secret(owner.namespace, fields.secret_name, body)
+        await self._kube.replace_secret(owner.namespace, fields.name, body)
 
     async def _tenant_secret(self, owner: Owner, secret_name: str) -> Body | None:
         """The tenant's Secret if it exists and is this credential's; raises when another owns the name."""
@@ -299,20 +283,13 @@ class CredentialSecrets:
             until = min(until, recorded.minted_at + max_grace)
         if previous is not None and not is_acceptable_verifier(previous):
             previous = None
-        fields = RecordFields(
-            recorded.name,
-            recorded.identifier,
-            recorded.generation,
-            recorded.minted_at,
-            recorded.request,
-            until if previous else None,
-        )
+        fields = replace(recorded, previous_valid_until=until if previous else None)
         with contextlib.suppress(ConflictError):  # recorded already, by a replica or a run before this one
             await self._kube.create_secret(
                 self.namespace,
                 record_body(self.namespace, owner, fields, verifier=verifier, previous_verifier=previous),
             )
-        self._written(owner, replace(recorded, previous_valid_until=fields.previous_valid_until))
+        self._written(owner, fields)
         await self._strip_verifiers(owner, recorded.name)
         return True
 
@@ -326,14 +303,3 @@ class CredentialSecrets:
             await self._kube.patch_secret(owner.namespace, secret_name, patch)
         except NotFoundError:
             return
-
-
-def _record(fields: RecordFields) -> SecretRecord:
-    return SecretRecord(
-        name=fields.secret_name,
-        identifier=fields.identifier,
-        generation=fields.generation,
-        minted_at=fields.minted_at,
-        request=fields.request,
-        previous_valid_until=fields.previous_valid_until,
-    )

@@ -20,8 +20,7 @@ from credop.api.common import PENDING
 from credop.api.keypolicy import KeyPolicySpec
 
 if TYPE_CHECKING:
-    from credop.controller.material import Owner
-    from credop.controller.secrets import SecretRecord
+    from credop.controller.material import Owner, SecretRecord
 
 Body = dict[str, Any]
 
