@@ -3,9 +3,12 @@
 from __future__ import annotations
 
 import datetime
+from types import SimpleNamespace
 
+from credop.controller.keys import _unused_access_key_id
 from credop.controller.material import Owner, SecretRecord
-from credop.controller.store import ObjectRef, Store
+from credop.controller.store import ObjectRef, RecordInfo, Store
+from credop.domain import keyformat
 
 T0 = datetime.datetime(2026, 1, 1, tzinfo=datetime.UTC)
 OWNER = Owner(kind="ServiceAccountKey", name="k", namespace="ns", uid="uid-1")
@@ -49,3 +52,36 @@ def test_forgetting_the_credential_forgets_its_writes() -> None:
     store.note_written(OWNER, record(1))
     store.forget(ref)
     assert store.latest_record("uid-1", None) is None
+
+
+def test_identifiers_of_records_are_known_until_the_record_goes() -> None:
+    store = Store()
+    store.note_record("uid-1", RecordInfo.of({"credop.dev/owner": "ns/k", "credop.dev/identifier": "crak_a"}))
+    assert store.identifier_taken("crak_a", by_other_than="uid-2")
+    assert not store.identifier_taken("crak_a", by_other_than="uid-1")
+    assert not store.identifier_taken("crak_b", by_other_than="uid-2")
+    store.note_record("uid-1", RecordInfo("ns/k", (), "crak_b"))
+    assert not store.identifier_taken("crak_a", by_other_than="uid-2")
+    assert store.identifier_taken("crak_b", by_other_than="uid-2")
+    store.forget_record("uid-1")
+    assert not store.identifier_taken("crak_b", by_other_than="uid-2")
+
+
+def test_a_write_makes_its_identifier_known() -> None:
+    store = Store()
+    store.note_written(OWNER, record(1))
+    assert store.identifier_taken("crak_x", by_other_than="uid-2")
+
+
+def test_a_mint_draws_again_when_the_access_key_id_is_held_by_another_key() -> None:
+    store = Store()
+    draws = iter([bytes(32), bytes(32), bytes([1]) * 32])
+
+    def random_bytes(count: int) -> bytes:
+        return next(draws)[:count]
+
+    taken = keyformat.new_access_key_id(lambda count: bytes(count))
+    store.note_record("uid-other", RecordInfo("ns/other", (), taken))
+    runtime = SimpleNamespace(store=store, random_bytes=random_bytes)
+    fresh = _unused_access_key_id(runtime, "uid-1")  # type: ignore[arg-type]
+    assert fresh != taken and fresh == keyformat.new_access_key_id(lambda count: bytes([1]) * count)

@@ -23,7 +23,7 @@ from credop.api.common import ACTIVE, FAILED
 from credop.api.serviceaccountkey import ServiceAccountKeySpec, ServiceAccountKeyStatus
 from credop.controller.context import CredentialContext, gather_common, reconcile_under_lock, rotation_request
 from credop.controller.keyring import keyring_missing_message
-from credop.controller.material import SecretRecord, key_material
+from credop.controller.material import Material, SecretRecord, key_material
 from credop.controller.ports import Reconciling
 from credop.controller.secrets import OwnerGoneError, SecretConflictError
 from credop.controller.status import (
@@ -34,7 +34,7 @@ from credop.controller.status import (
     written,
 )
 from credop.controller.store import ObjectRef
-from credop.domain import templates
+from credop.domain import keyformat, templates
 from credop.domain.clients import tokens_cut_off
 from credop.domain.conditions import merge_conditions, timestamp
 from credop.domain.durations import parse_duration
@@ -177,7 +177,7 @@ def _requested_rotation(context: KeyContext) -> str | None:
 async def _mint(runtime: Reconciling, context: KeyContext, now: datetime.datetime) -> SecretRecord:
     """Create the Secret; after a crash, the 409 makes this adopt the Secret minted before it."""
     minted_at = now.replace(microsecond=0)
-    material = _material(runtime, context, None, minted_at)
+    material = _material(runtime, context, _unused_access_key_id(runtime, context.owner.uid), minted_at)
     record = await runtime.secrets.mint(
         context.owner, context.secret_name, material, now=minted_at, request=rotation_request(context)
     )
@@ -189,6 +189,14 @@ async def _mint(runtime: Reconciling, context: KeyContext, now: datetime.datetim
             message=f'minted access key {record.identifier} into Secret "{context.secret_name}"',
         )
     return record
+
+
+def _unused_access_key_id(runtime: Reconciling, uid: str) -> str:
+    """A fresh access key ID no other credential's record holds (95 random bits: a redraw is all but never needed)."""
+    while True:
+        candidate = keyformat.new_access_key_id(runtime.random_bytes)
+        if not runtime.store.identifier_taken(candidate, by_other_than=uid):
+            return candidate
 
 
 def _stale_jwt_claims(context: KeyContext) -> str | None:
@@ -245,7 +253,7 @@ async def _rotate(
     return record, restarted
 
 
-def _material(runtime: Reconciling, context: KeyContext, access_key_id: str | None, minted_at: datetime.datetime):  # type: ignore[no-untyped-def]
+def _material(runtime: Reconciling, context: KeyContext, access_key_id: str, minted_at: datetime.datetime) -> Material:
     assert context.policy.spec is not None
     return key_material(
         context.spec,

@@ -16,6 +16,7 @@ from typing import TYPE_CHECKING, Any
 
 from pydantic import ValidationError
 
+from credop import names
 from credop.api.common import PENDING
 from credop.api.keypolicy import KeyPolicySpec
 
@@ -67,16 +68,18 @@ class Summary:
 
 @dataclass(frozen=True)
 class RecordInfo:
-    """A record Secret's metadata: whose it is and which HMAC keys its verifiers name."""
+    """A record Secret's metadata: whose it is, its identifier, and which HMAC keys its verifiers name."""
 
     owner: str
     """``namespace/name`` of the credential."""
     hmac_keys: tuple[str, ...] = ()
+    identifier: str = ""
+    """The access key ID or client ID the record holds."""
 
     @classmethod
     def of(cls, annotations: dict[str, str]) -> RecordInfo:
-        keys = tuple(kid for kid in annotations.get("credop.dev/verifier-keys", "").split(",") if kid)
-        return cls(annotations.get("credop.dev/owner", ""), keys)
+        keys = tuple(kid for kid in annotations.get(names.VERIFIER_KEYS_ANNOTATION, "").split(",") if kid)
+        return cls(annotations.get(names.OWNER_ANNOTATION, ""), keys, annotations.get(names.IDENTIFIER_ANNOTATION, ""))
 
 
 class Store:
@@ -90,6 +93,8 @@ class Store:
         """Owner uid → what its record Secret says (no verifier), for every credential credop holds a record of."""
         self.written: dict[str, SecretRecord] = {}
         """Owner uid → the latest Secret this process wrote for it (status may not show it yet)."""
+        self._identifiers: dict[str, str] = {}
+        """Identifier → owner uid, of every record: access key IDs are unique cluster-wide at mint time."""
         self._locks: dict[ObjectRef, asyncio.Lock] = {}
         self._own_versions: dict[ObjectRef, str] = {}
         self._versions: dict[ObjectRef, str] = {}
@@ -218,10 +223,19 @@ class Store:
 
     def note_record(self, uid: str, info: RecordInfo) -> None:
         """A record Secret seen (listing or watch)."""
+        self.forget_record(uid)
         self.records[uid] = info
+        if info.identifier:
+            self._identifiers[info.identifier] = uid
 
     def forget_record(self, uid: str) -> None:
-        self.records.pop(uid, None)
+        info = self.records.pop(uid, None)
+        if info is not None and self._identifiers.get(info.identifier) == uid:
+            del self._identifiers[info.identifier]
+
+    def identifier_taken(self, identifier: str, *, by_other_than: str) -> bool:
+        """Whether a record of another credential holds ``identifier``."""
+        return self._identifiers.get(identifier, by_other_than) != by_other_than
 
     def note_secret(self, namespace: str, name: str, owner_uid: str) -> None:
         """A credential's tenant Secret seen (by name only: its data is never kept)."""
@@ -237,7 +251,9 @@ class Store:
     def note_written(self, owner: Owner, record: SecretRecord) -> None:
         """Remember that credop wrote (or found) ``owner``'s record and Secret as ``record``."""
         info = self.records.get(owner.uid)
-        self.records[owner.uid] = RecordInfo(f"{owner.namespace}/{owner.name}", info.hmac_keys if info else ())
+        self.note_record(
+            owner.uid, RecordInfo(f"{owner.namespace}/{owner.name}", info.hmac_keys if info else (), record.identifier)
+        )
         self.secrets[(owner.namespace, record.name)] = owner.uid
         known = self.written.get(owner.uid)
         if known is None or known.generation <= record.generation:
