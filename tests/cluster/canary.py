@@ -25,6 +25,7 @@ import prometheus_client
 from credop.config import Config
 from credop.service import run_service
 from testbed import free_port
+from tests.cluster.helpers import client_manifest, key_manifest
 from tests.cluster.kube import Cluster, wait_for
 from tests.cluster.operator import OPERATOR_NAMESPACE, SessionOperator
 
@@ -59,18 +60,8 @@ class Canaries:
         self.cluster.core.create_namespaced_secret(
             NAMESPACE, {"metadata": {"name": "canary-own"}, "stringData": {"clientSecret": CLIENT_SECRET}}
         )
-        for kind, name, spec in (
-            ("ApiClient", "canary-client", {"clientSecretRef": {"name": "canary-own"}}),
-            ("ServiceAccountKey", "canary-key", {"serviceAccount": "canary"}),
-        ):
-            self.cluster.apply(
-                {
-                    "apiVersion": "credop.dev/v1alpha1",
-                    "kind": kind,
-                    "metadata": {"name": name, "namespace": NAMESPACE},
-                    "spec": spec,
-                }
-            )
+        self.cluster.apply(client_manifest("canary-client", NAMESPACE, clientSecretRef={"name": "canary-own"}))
+        self.cluster.apply(key_manifest("canary-key", NAMESPACE, serviceAccount="canary"))
         wait_for(lambda: self._secret_key(), timeout=60, what="the canary key's Secret")
         self.secrets = {CLIENT_SECRET, self._secret_key() or ""}
 

@@ -33,6 +33,7 @@ from tests.cluster.charting import (
     private_control_plane,
     webhook_configurations_at,
 )
+from tests.cluster.helpers import webhooks_answer
 from tests.cluster.kube import Cluster, wait_for
 from tests.cluster.operator import TEST_ENDPOINT, LogCapture, OperatorThread
 from tests.cluster.service import Replica
@@ -106,7 +107,7 @@ class HostileBed:
         tenant = Tenant(
             cluster, namespace, cluster.token_kubeconfig(namespace, "user"), f"system:serviceaccount:{namespace}:user"
         )
-        wait_for(lambda: _webhook_answers(tenant), timeout=60, what="the webhooks to answer")
+        wait_for(lambda: webhooks_answer(cluster, namespace), timeout=60, what="the webhooks to answer")
         return tenant
 
     # The credential service, over HTTP from a chosen loopback address ---------------------------
@@ -162,19 +163,6 @@ class HostileBed:
             lambda: (answer := self.token(client_id, secret, source=source)).status == 200 and answer,
             what=f"a token for {client_id}",
         )
-
-
-def _webhook_answers(tenant: Tenant) -> bool:
-    probe = {
-        "apiVersion": API_VERSION,
-        "kind": "ServiceAccountKey",
-        "metadata": {"name": "probe"},
-        "spec": {"serviceAccount": "probe"},
-    }
-    result = tenant.cluster.kubectl(
-        "create", "--dry-run=server", "-o", "json", "-n", tenant.namespace, "-f", "-", input=json.dumps(probe), check=False
-    )  # fmt: skip
-    return result.returncode == 0 and "credop.dev/created-by" in result.stdout
 
 
 @pytest.fixture(scope="session")

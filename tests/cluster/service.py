@@ -1,18 +1,26 @@
-"""A credential service replica in its own thread and event loop, as a pod would run it, for cluster tests."""
+"""The credential service for cluster tests: a replica in its own thread and event loop, as a pod would run it,
+and the HTTP calls tests make to it (token, verify, revoke)."""
 
 from __future__ import annotations
 
 import asyncio
+import json
 import threading
+import urllib.error
+import urllib.parse
+import urllib.request
 from pathlib import Path
-from typing import Any
+from typing import Any, Protocol
 
 from credop.config import Config
 from credop.service import CredentialService
 from credop.service._state import ServiceSettings
+from tests.cluster.helpers import APIC, client_manifest, secret_data, wait_status
+from tests.cluster.kube import Cluster, wait_for
 from tests.cluster.operator import OPERATOR_NAMESPACE, TEST_ENDPOINT
 
 FLUSH_INTERVAL = 2.0
+FORM = "application/x-www-form-urlencoded"
 
 
 class Replica:
@@ -78,3 +86,68 @@ class Replica:
     def usage_writes(self) -> list[tuple[str, Any]]:
         assert self.service is not None
         return list(self.service.state.usage_writes)
+
+    def unwritten_uses(self) -> set[str]:
+        """The uids of credentials with a use this replica has neither written to lastUsedAt nor dropped yet."""
+        assert self.service is not None
+        return set(self.service.state.usage.pending())
+
+
+# HTTP calls -------------------------------------------------------------------------------------------------
+class Served(Protocol):
+    """Anything serving the credential service's HTTP API at ``url``: a :class:`Replica`, a worker group."""
+
+    @property
+    def url(self) -> str: ...
+
+
+def call(url: str, body: bytes, content_type: str, headers: dict[str, str] | None = None) -> tuple[int, Any]:
+    """POST ``body``; the HTTP status and the decoded JSON answer (None when empty), errors included."""
+    request = urllib.request.Request(
+        url, data=body, method="POST", headers={"Content-Type": content_type, **(headers or {})}
+    )
+    try:
+        with urllib.request.urlopen(request, timeout=10) as answer:
+            status, text = answer.status, answer.read()
+    except urllib.error.HTTPError as error:
+        status, text = error.code, error.read()
+    return status, json.loads(text) if text else None
+
+
+def token(replica: Served, client_id: str, secret: str, **extra: str) -> tuple[int, Any]:
+    fields = {"grant_type": "client_credentials", "client_id": client_id, "client_secret": secret, **extra}
+    return call(f"{replica.url}/oauth2/token", urllib.parse.urlencode(fields).encode(), FORM)
+
+
+def verify(replica: Served, body: dict[str, str]) -> dict[str, Any]:
+    status, answer = call(f"{replica.url}/v1/verify", json.dumps(body).encode(), "application/json")
+    assert status == 200, answer
+    return answer  # type: ignore[no-any-return]
+
+
+def revoke(replica: Served, client_id: str, secret: str, access_token: str) -> int:
+    fields = {"token": access_token, "client_id": client_id, "client_secret": secret}
+    return call(f"{replica.url}/oauth2/revoke", urllib.parse.urlencode(fields).encode(), FORM)[0]
+
+
+def valid_on(replica: Served, access_token: str) -> bool:
+    return bool(verify(replica, {"token": access_token})["valid"])
+
+
+def active_client(cluster: Cluster, namespace: str, name: str, **spec: Any) -> tuple[str, str]:
+    """An Active ApiClient; returns its namespace-qualified client ID and its secret."""
+    cluster.apply(client_manifest(name, namespace, **spec))
+    wait_status(cluster, namespace, name, lambda status: status.get("phase") == "Active", plural=APIC)
+    return f"{namespace}/{name}", secret_data(cluster, namespace, name)["clientSecret"]
+
+
+def token_on_every_replica(replicas: tuple[Served, ...], client_id: str, secret: str) -> list[str]:
+    """A token from each replica, once each has the credential in its view."""
+    tokens = []
+    for replica in replicas:
+        answer = wait_for(
+            lambda replica=replica: (reply := token(replica, client_id, secret))[0] == 200 and reply[1],
+            what=f"a token from {replica.url}",
+        )
+        tokens.append(answer["access_token"])
+    return tokens

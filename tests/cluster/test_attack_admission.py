@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import math
 
-from tests.cluster.hostile import API_VERSION, HostileBed, active_client, client, policy
+from tests.cluster.hostile import HostileBed, active_client, client, policy
 
 COMPOSITION_WORDS = ("character", "letter", "digit", "special", "length", "long", "short")
 
@@ -65,15 +65,7 @@ def test_a_tenant_without_secret_access_cannot_use_or_probe_a_secret_through_the
 def test_a_denied_chosen_secret_reveals_neither_its_length_nor_its_make_up(hostile: HostileBed) -> None:
     editor = hostile.tenant(prefix="editor")
     editor.create_secret("short", {"clientSecret": "abc"})
-    result = editor.apply(
-        {
-            "apiVersion": API_VERSION,
-            "kind": "ApiClient",
-            "metadata": {"name": "short"},
-            "spec": {"clientSecretRef": {"name": "short"}},
-        },
-        check=False,
-    )
+    result = editor.apply(client("short", clientSecretRef={"name": "short"}), check=False)
     assert result.returncode != 0 and "spec.clientSecretRef" in result.stderr
     assert "(it has" not in result.stderr and " 3 " not in result.stderr
     assert "must contain" not in result.stderr, "which rule failed tells the make-up of the value"

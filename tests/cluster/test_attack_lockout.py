@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from tests.cluster.hostile import HostileBed, active_client
+from tests.cluster.hostile import HostileBed, active_client, client
 
 ATTACKER, VICTIM, ELSEWHERE = "127.0.0.2", "127.0.0.3", "127.0.0.4"
 
@@ -27,14 +27,7 @@ def test_a_distributed_guesser_hits_the_ceiling_but_the_real_client_does_not(hos
     chosen = "Victim-Chosen-Secret-4!"
     victim.create_secret("own", {"clientSecret": chosen})
     client_id = f"{victim.namespace}/chosen"
-    victim.apply(
-        {
-            "apiVersion": "credop.dev/v1alpha1",
-            "kind": "ApiClient",
-            "metadata": {"name": "chosen"},
-            "spec": {"clientSecretRef": {"name": "own"}},
-        }
-    )
+    victim.apply(client("chosen", clientSecretRef={"name": "own"}))
     victim.wait_phase("apiclients", "chosen", "Active")
     hostile.token_when_ready(client_id, chosen, source=VICTIM)
     answers = [hostile.token(client_id, f"guess-{n}", source=f"127.0.1.{n % 250 + 1}").status for n in range(130)]

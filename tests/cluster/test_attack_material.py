@@ -8,14 +8,14 @@ attack fails and that the victim keeps working.
 from __future__ import annotations
 
 import json
-import time
 from collections.abc import Callable
 
 import jwt
 from argon2 import PasswordHasher
 
 from credop.domain.verifiers import password_verifier
-from tests.cluster.hostile import API_VERSION, HostileBed, Tenant, active_client, active_key, key
+from tests.cluster.helpers import holds_for
+from tests.cluster.hostile import API_VERSION, HostileBed, Tenant, active_client, active_key, client, key
 from tests.cluster.kube import wait_for
 
 ATTACKER = "127.0.0.2"
@@ -25,10 +25,7 @@ OBSERVATION = 3.0
 
 def never_within(seconds: float, happened: Callable[[], bool]) -> None:
     """``happened()`` stays false for ``seconds`` (an attack given time to work)."""
-    deadline = time.monotonic() + seconds
-    while time.monotonic() < deadline:
-        assert not happened()
-        time.sleep(0.2)
+    holds_for(lambda: not happened(), seconds, interval=0.2, what="the attack had no effect")
 
 
 def anchor(tenant: Tenant) -> dict[str, str]:
@@ -74,14 +71,7 @@ def test_a_tampered_access_key_id_is_not_taken_over_by_a_rotation(hostile: Hosti
 def test_a_verifier_with_a_costly_argon2_cost_is_never_used(hostile: HostileBed) -> None:
     attacker = hostile.tenant(prefix="attacker")
     attacker.create_secret("chosen", {"clientSecret": "Own-Chosen-Secret-9!"})
-    attacker.apply(
-        {
-            "apiVersion": API_VERSION,
-            "kind": "ApiClient",
-            "metadata": {"name": "costly"},
-            "spec": {"clientSecretRef": {"name": "chosen"}},
-        }
-    )
+    attacker.apply(client("costly", clientSecretRef={"name": "chosen"}))
     attacker.wait_phase("apiclients", "costly", "Active")
     client_id = f"{attacker.namespace}/costly"
     hostile.token_when_ready(client_id, "Own-Chosen-Secret-9!")

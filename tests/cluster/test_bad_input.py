@@ -16,8 +16,18 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
+from tests.cluster.helpers import (
+    APIC,
+    SAK,
+    key_manifest,
+    policy_manifest,
+    secret_data,
+    status_of,
+    wait_gone,
+    wait_policy,
+    wait_status,
+)
 from tests.cluster.kube import Cluster, wait_for
-from tests.cluster.test_keys import key_manifest, policy_manifest, secret_data, status_of, wait_status
 
 pytestmark = pytest.mark.usefixtures("operator")
 SETTLED_PHASES = ("Active", "Inactive", "Failed", "Expired", "Disabled")
@@ -91,8 +101,8 @@ def test_arbitrary_specs_are_refused_or_reconciled(
     cluster: Cluster, namespace: str, spec: dict[str, Any], client_spec: dict[str, Any]
 ) -> None:
     for plural, kind, body_spec in (
-        ("serviceaccountkeys", "ServiceAccountKey", spec),
-        ("apiclients", "ApiClient", client_spec),
+        (SAK, "ServiceAccountKey", spec),
+        (APIC, "ApiClient", client_spec),
     ):
         name = f"fuzz-{time.monotonic_ns() % 10**9}"
         body = {"apiVersion": "credop.dev/v1alpha1", "kind": kind, "metadata": {"name": name}, "spec": body_spec}
@@ -140,7 +150,7 @@ def test_a_user_secret_in_the_way_is_never_overwritten(cluster: Cluster, namespa
 
 def test_deleted_policy_fails_clearly_and_loses_nothing(cluster: Cluster, namespace: str) -> None:
     cluster.apply(policy_manifest(namespace, "team"))
-    time.sleep(0.5)
+    wait_policy(cluster, namespace, "team")
     cluster.apply(key_manifest("governed", namespace, policyName="team"))
     wait_status(cluster, namespace, "governed", lambda s: s.get("phase") == "Active")
     data = secret_data(cluster, namespace, "governed")
@@ -162,12 +172,4 @@ def test_namespace_deletion_does_not_wedge_the_operator(cluster: Cluster, namesp
     cluster.core.delete_namespace(doomed)
     cluster.apply(key_manifest("after", namespace))
     wait_status(cluster, namespace, "after", lambda s: s.get("phase") == "Active")
-
-    def gone() -> bool:
-        try:
-            cluster.core.read_namespace(doomed)
-        except kubernetes.client.ApiException as error:
-            return error.status == 404
-        return False
-
-    wait_for(gone, timeout=90, what="the namespace to be deleted")
+    wait_gone(lambda: cluster.core.read_namespace(doomed), timeout=90, what="the namespace to be deleted")

@@ -23,18 +23,30 @@ from pathlib import Path
 from typing import Any
 
 import jwt
-import kubernetes
 import pytest
 import yaml
 
 from credop.cli import main
+from tests.cluster.helpers import (
+    APIC,
+    KPOL,
+    SAK,
+    active,
+    annotations_of,
+    client_manifest,
+    gone,
+    key_manifest,
+    policy_manifest,
+    secret_data,
+    status_of,
+    wait_gone,
+    wait_policy,
+    wait_status,
+)
 from tests.cluster.kube import REPO, Cluster, kubectl_binary, wait_for
 from tests.cluster.operator import OPERATOR_NAMESPACE, TEST_ENDPOINT
-from tests.cluster.test_clients import client_manifest
-from tests.cluster.test_keys import key_manifest, policy_manifest, secret_data, status_of, wait_status
 
 pytestmark = pytest.mark.usefixtures("operator")
-SAK, APIC = "serviceaccountkeys", "apiclients"
 
 
 @dataclass(frozen=True)
@@ -67,27 +79,6 @@ def table(text: str) -> dict[str, dict[str, str]]:
     headers = re.split(r"\s{2,}", lines[0].strip())
     rows = [dict(zip(headers, re.split(r"\s{2,}", line.strip()), strict=True)) for line in lines[1:]]
     return {row["NAME"]: row for row in rows}
-
-
-def active(status: dict[str, Any]) -> bool:
-    return status.get("phase") == "Active"
-
-
-def annotations_of(cluster: Cluster, plural: str, namespace: str, name: str) -> dict[str, str]:
-    return cluster.get(plural, namespace, name)["metadata"].get("annotations") or {}
-
-
-def wait_policy(cluster: Cluster, namespace: str, name: str = "default") -> None:
-    """Until the operator has seen the policy (credentials created after it use it from the start)."""
-    wait_for(lambda: cluster.get("keypolicies", namespace, name).get("status"), what=f"KeyPolicy {name}'s status")
-
-
-def gone(cluster: Cluster, plural: str, namespace: str, name: str) -> bool:
-    try:
-        cluster.get(plural, namespace, name)
-    except kubernetes.client.ApiException as error:
-        return error.status == 404
-    return False
 
 
 # status and report -----------------------------------------------------------------------------
@@ -154,7 +145,7 @@ def test_status_all_namespaces_and_the_contexts_namespace(cluster: Cluster, name
         namespace,
         {
             "metadata": {"name": "credop-reader"},
-            "rules": [{"apiGroups": ["credop.dev"], "resources": [SAK, APIC, "keypolicies"], "verbs": ["get", "list"]}],
+            "rules": [{"apiGroups": ["credop.dev"], "resources": [SAK, APIC, KPOL], "verbs": ["get", "list"]}],
         },
     )
     cluster.rbac.create_namespaced_role_binding(
@@ -503,12 +494,12 @@ def test_delete_of_a_protected_client_confirms_then_annotates_then_deletes(
     assert nothing_typed.code == 1
     assert "--yes or --confirm NAME" in nothing_typed.err
     assert credop("delete", "apic/keep", "-n", namespace, "--confirm", "other").code == 1
-    assert not gone(cluster, APIC, namespace, "keep")
+    assert not gone(lambda: cluster.get(APIC, namespace, "keep"))
 
     confirmed = credop("delete", "apic/keep", "-n", namespace, "--wait", stdin="keep\n")
     assert confirmed.code == 0, confirmed.err
     assert "apiclient/keep deleted" in confirmed.out
-    assert gone(cluster, APIC, namespace, "keep")
+    assert gone(lambda: cluster.get(APIC, namespace, "keep"))
 
 
 @pytest.mark.usefixtures("deletion_protection")
@@ -520,11 +511,11 @@ def test_delete_with_yes_or_confirm_needs_no_prompt(cluster: Cluster, namespace:
     wait_for(lambda: refused_without_confirmation(cluster, namespace, "protected"), what="the admission policy")
 
     assert credop("delete", "sak/unprotected", "-n", namespace).code == 1, "it asks even without protection"
-    assert not gone(cluster, SAK, namespace, "unprotected")
+    assert not gone(lambda: cluster.get(SAK, namespace, "unprotected"))
     assert credop("delete", "serviceaccountkeys/unprotected", "-n", namespace, "--confirm", "unprotected").code == 0
     assert credop("delete", "apiclients/protected", "-n", namespace, "--yes").code == 0
-    wait_for(lambda: gone(cluster, APIC, namespace, "protected"), what="the protected client to go")
-    wait_for(lambda: gone(cluster, SAK, namespace, "unprotected"), what="the unprotected key to go")
+    wait_gone(lambda: cluster.get(APIC, namespace, "protected"), what="the protected client to go")
+    wait_gone(lambda: cluster.get(SAK, namespace, "unprotected"), what="the unprotected key to go")
 
 
 # errors and the console script -------------------------------------------------------------------

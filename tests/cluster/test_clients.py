@@ -6,35 +6,27 @@ import base64
 import threading
 import time
 from concurrent.futures import ThreadPoolExecutor
-from typing import Any
 
 import kubernetes
 import pytest
 
 from credop.domain.keyformat import CLIENT_SECRET, recognised_format
+from tests.cluster.helpers import (
+    APIC,
+    client_manifest,
+    condition,
+    count_active,
+    holds_for,
+    phases,
+    policy_manifest,
+    record_data,
+    secret_data,
+    wait_policy,
+    wait_status,
+)
 from tests.cluster.kube import Cluster, wait_for
-from tests.cluster.test_keys import condition, policy_manifest, record_data, secret_data, wait_status
 
 pytestmark = pytest.mark.usefixtures("operator")
-APIC = "apiclients"
-
-
-def client_manifest(name: str, namespace: str, **spec: Any) -> dict[str, Any]:
-    return {
-        "apiVersion": "credop.dev/v1alpha1",
-        "kind": "ApiClient",
-        "metadata": {"name": name, "namespace": namespace},
-        "spec": spec,
-    }
-
-
-def phases(cluster: Cluster, namespace: str) -> dict[str, str | None]:
-    items = cluster.custom.list_namespaced_custom_object("credop.dev", "v1alpha1", namespace, APIC)["items"]
-    return {item["metadata"]["name"]: (item.get("status") or {}).get("phase") for item in items}
-
-
-def count_active(cluster: Cluster, namespace: str) -> int:
-    return sum(1 for phase in phases(cluster, namespace).values() if phase == "Active")
 
 
 def test_generated_client_secret_and_status(cluster: Cluster, namespace: str) -> None:
@@ -95,7 +87,7 @@ def test_six_clients_give_five_active_and_a_freed_slot_goes_to_the_oldest(cluste
     assert phases(cluster, namespace)["c6"] == "Inactive"
     assert phases(cluster, namespace)["c2"] == "Inactive"
     cluster.apply(client_manifest("c2", namespace, active=True))
-    time.sleep(2)
+    holds_for(lambda: phases(cluster, namespace)["c2"] == "Inactive", 2, what="c2 queued behind the older request")
     assert phases(cluster, namespace)["c2"] == "Inactive", "a re-activated client queues behind the older request"
     assert count_active(cluster, namespace) == 5
 
@@ -105,11 +97,20 @@ def test_fifty_concurrent_creates_never_show_more_than_five_active(cluster: Clus
     stop = threading.Event()
     watcher_api = kubernetes.client.CustomObjectsApi(cluster.api_client())
 
+    listed = watcher_api.list_namespaced_custom_object("credop.dev", "v1alpha1", namespace, APIC)
+    since = listed["metadata"]["resourceVersion"]  # the watch starts here, so it misses nothing however late it opens
+
     def watch() -> None:
         stream = kubernetes.watch.Watch()
         active: set[str] = set()
         for event in stream.stream(
-            watcher_api.list_namespaced_custom_object, "credop.dev", "v1alpha1", namespace, APIC, timeout_seconds=60
+            watcher_api.list_namespaced_custom_object,
+            "credop.dev",
+            "v1alpha1",
+            namespace,
+            APIC,
+            resource_version=since,
+            timeout_seconds=60,
         ):
             obj = event["object"]
             name = obj["metadata"]["name"]
@@ -123,7 +124,6 @@ def test_fifty_concurrent_creates_never_show_more_than_five_active(cluster: Clus
 
     watcher = threading.Thread(target=watch, daemon=True)
     watcher.start()
-    time.sleep(0.5)
     with ThreadPoolExecutor(max_workers=16) as pool:
         list(
             pool.map(
@@ -139,7 +139,7 @@ def test_fifty_concurrent_creates_never_show_more_than_five_active(cluster: Clus
         timeout=90,
         what="every client settled",
     )
-    time.sleep(1)
+    holds_for(lambda: max(observed, default=0) <= 5, 1, what="the watch never seeing more than five Active")
     stop.set()
     cluster.apply(client_manifest("burst-00", namespace, active=False))  # one more event ends the watch loop
     watcher.join(10)
@@ -154,7 +154,7 @@ def test_policy_limit_and_token_validity_bounds(cluster: Cluster, namespace: str
             namespace, maxActiveClients=2, tokenValidity={"defaultSeconds": 900, "minSeconds": 60, "maxSeconds": 3600}
         )
     )
-    time.sleep(0.5)
+    wait_policy(cluster, namespace)
     for name in ("a", "b", "c"):
         cluster.apply(client_manifest(name, namespace))
     wait_for(
@@ -173,7 +173,7 @@ def test_policy_limit_and_token_validity_bounds(cluster: Cluster, namespace: str
 def test_duplicate_client_id_fails_the_newer_client(cluster: Cluster, namespace: str) -> None:
     cluster.apply(client_manifest("first", namespace, clientId="shared-id"))
     wait_status(cluster, namespace, "first", lambda s: s.get("phase") == "Active", plural=APIC)
-    time.sleep(1.1)
+    time.sleep(1.1)  # distinct creation seconds: "the newer client" is unambiguous
     cluster.apply(client_manifest("second", namespace, clientId="shared-id"))
     failed = wait_status(cluster, namespace, "second", lambda s: s.get("phase") == "Failed", plural=APIC)
     assert "spec.clientId" in failed["message"]

@@ -9,10 +9,9 @@ from typing import Any
 
 import pytest
 
+from tests.cluster.helpers import APIC, SAK, client_manifest, key_manifest, status_of, wait_status
 from tests.cluster.kube import REPO, Cluster, wait_for
 from tests.cluster.operator import OperatorThread, SessionOperator
-from tests.cluster.test_clients import client_manifest
-from tests.cluster.test_keys import key_manifest, status_of, wait_status
 
 
 def secrets_of(cluster: Cluster, namespace: str) -> dict[str, dict[str, str]]:
@@ -61,8 +60,8 @@ def test_crash_between_secret_create_and_status_patch(
 @pytest.mark.parametrize(
     ("plural", "short", "manifest", "secret_field"),
     [
-        ("serviceaccountkeys", "sak", key_manifest, "secretKey"),
-        ("apiclients", "apic", client_manifest, "clientSecret"),
+        (SAK, "sak", key_manifest, "secretKey"),
+        (APIC, "apic", client_manifest, "clientSecret"),
     ],
 )
 def test_a_rotation_requested_while_the_operator_is_down_after_a_crash_is_done_once(

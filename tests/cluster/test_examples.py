@@ -8,9 +8,8 @@ from pathlib import Path
 import jwt
 import pytest
 
+from tests.cluster.helpers import APIC, KPOL, SAK, condition, phases, record_data, secret_data, status_of, wait_status
 from tests.cluster.kube import REPO, Cluster, wait_for
-from tests.cluster.test_clients import APIC, phases
-from tests.cluster.test_keys import SAK, condition, record_data, secret_data, status_of, wait_status
 
 pytestmark = pytest.mark.usefixtures("operator")
 EXAMPLES = REPO / "examples"
@@ -18,10 +17,7 @@ EXAMPLES = REPO / "examples"
 
 def apply_examples(cluster: Cluster, namespace: str) -> None:
     cluster.kubectl("apply", "-n", namespace, "-f", str(EXAMPLES / "01-keypolicy-default.yaml"))
-    wait_for(
-        lambda: condition(status_of(cluster, namespace, "default", "keypolicies"), "Ready") == "True",
-        what="policy Ready",
-    )
+    wait_status(cluster, namespace, "default", lambda s: condition(s, "Ready") == "True", plural=KPOL)
     cluster.kubectl("apply", "-n", namespace, "-f", str(EXAMPLES))
 
 
@@ -55,7 +51,7 @@ def test_the_accepted_examples(cluster: Cluster, namespace: str) -> None:
     portal = status_of(cluster, namespace, "partner-portal", APIC)
     assert portal["reason"] == "Deactivated"
     assert portal["clientId"] == "partner-portal-prod"
-    assert record_data(cluster, namespace, "partner-portal", "apiclients")["verifier"].startswith("$argon2id$")
+    assert record_data(cluster, namespace, "partner-portal", APIC)["verifier"].startswith("$argon2id$")
 
     payments = wait_status(cluster, namespace, "payments-api", lambda s: s.get("phase") == "Active")
     assert payments["rotationDueAt"]

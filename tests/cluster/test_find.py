@@ -5,9 +5,8 @@ from __future__ import annotations
 import pytest
 
 from credop.cli import main
+from tests.cluster.helpers import active, client_manifest, key_manifest, wait_status
 from tests.cluster.kube import Cluster
-from tests.cluster.test_clients import client_manifest
-from tests.cluster.test_keys import active, key_manifest, wait_status
 
 pytestmark = pytest.mark.usefixtures("operator")
 

@@ -10,7 +10,6 @@ import http.server
 import shutil
 import subprocess
 import threading
-import time
 import urllib.error
 import urllib.request
 from collections.abc import Iterator
@@ -22,8 +21,7 @@ import pytest
 
 from testbed import free_port
 from tests.cluster.kube import Cluster, wait_for
-from tests.cluster.service import Replica
-from tests.cluster.test_service import active_client, token_on_every_replica
+from tests.cluster.service import Replica, active_client, token_on_every_replica
 
 pytestmark = pytest.mark.usefixtures("operator")
 NGINX = shutil.which("nginx") or "/usr/sbin/nginx"
@@ -120,8 +118,7 @@ def _listening(port: int, nginx: subprocess.Popen[bytes], root: Path) -> bool:
     except urllib.error.HTTPError:
         return True
     except OSError:
-        time.sleep(0.1)
-        return False
+        return False  # wait_for polls again
     return True
 
 

@@ -8,6 +8,7 @@ from typing import Any
 import pytest
 
 from credop import names
+from tests.cluster.helpers import client_manifest, key_manifest, policy_manifest
 from tests.cluster.kube import Cluster, wait_for
 
 pytestmark = pytest.mark.usefixtures("operator")
@@ -16,13 +17,10 @@ USER_MANAGERS = ("kubectl", "argocd-controller")
 
 
 def manifests(namespace: str) -> list[dict[str, Any]]:
-    def of(kind: str, name: str, spec: dict[str, Any]) -> dict[str, Any]:
-        return {"apiVersion": "credop.dev/v1alpha1", "kind": kind, "metadata": {"name": name, "namespace": namespace}, "spec": spec}  # fmt: skip
-
     return [
-        of("KeyPolicy", "default", {"maxActiveClients": 3}),
-        of("ServiceAccountKey", "deploy-bot", {"serviceAccount": "deployer", "roles": [{"name": "GlobalViewer"}]}),
-        of("ApiClient", "portal", {"permissionLevel": "CanEdit"}),
+        policy_manifest(namespace, maxActiveClients=3),
+        key_manifest("deploy-bot", namespace, serviceAccount="deployer", roles=[{"name": "GlobalViewer"}]),
+        client_manifest("portal", namespace, permissionLevel="CanEdit"),
     ]
 
 

@@ -5,20 +5,27 @@ from __future__ import annotations
 import contextlib
 import datetime
 import io
-import time
 from typing import Any
 
 import pytest
 
 from credop.api.notifications import HISTORY_LIMIT
 from credop.cli import main
+from tests.cluster.helpers import (
+    APIC,
+    client_manifest,
+    created_by,
+    deployment_manifest,
+    key_manifest,
+    policy_manifest,
+    status_of,
+    wait_policy,
+    wait_status,
+)
 from tests.cluster.kube import Cluster
 from tests.cluster.operator import LogCapture
-from tests.cluster.test_clients import client_manifest
-from tests.cluster.test_keys import key_manifest, policy_manifest, status_of, wait_status
 
 pytestmark = pytest.mark.usefixtures("operator")
-SAK, APIC = "serviceaccountkeys", "apiclients"
 
 
 def actions(status: dict[str, Any]) -> list[str]:
@@ -30,9 +37,7 @@ def has_actions(*wanted: str) -> Any:
 
 
 def test_a_keys_transitions_in_order_with_actors(cluster: Cluster, namespace: str, operator_logs: LogCapture) -> None:
-    manifest = key_manifest("ci", namespace, expiresAt="2031-01-01T00:00:00Z")
-    manifest["metadata"]["annotations"] = {"credop.dev/created-by": "alice"}
-    cluster.apply(manifest)
+    cluster.apply(created_by(key_manifest("ci", namespace, expiresAt="2031-01-01T00:00:00Z"), "alice"))
     wait_status(cluster, namespace, "ci", has_actions("Created"))
     cluster.kubectl("annotate", "sak", "ci", "-n", namespace, "credop.dev/rotate=r1")
     wait_status(cluster, namespace, "ci", has_actions("Created", "Rotated"))
@@ -74,21 +79,9 @@ def credop_history(cluster: Cluster, namespace: str, target: str) -> str:
 
 
 def test_auto_rotation_records_the_restarted_targets(cluster: Cluster, namespace: str) -> None:
-    cluster.apps.create_namespaced_deployment(
-        namespace,
-        {
-            "metadata": {"name": "app"},
-            "spec": {
-                "selector": {"matchLabels": {"app": "app"}},
-                "template": {
-                    "metadata": {"labels": {"app": "app"}},
-                    "spec": {"containers": [{"name": "c", "image": "busybox"}]},
-                },
-            },
-        },
-    )
+    cluster.apps.create_namespaced_deployment(namespace, deployment_manifest("app"))
     cluster.apply(policy_manifest(namespace, rotation={"period": "9s", "notifyBefore": "None", "action": "None"}))
-    time.sleep(0.5)
+    wait_policy(cluster, namespace)
     rotation = {"autoRotate": True, "restartTargets": [{"kind": "Deployment", "name": "app"}, {"name": "gone"}]}
     cluster.apply(key_manifest("auto", namespace, rotation=rotation))
     status = wait_status(cluster, namespace, "auto", has_actions("Rotated", "RestartedTargets"), timeout=20)
@@ -99,7 +92,7 @@ def test_auto_rotation_records_the_restarted_targets(cluster: Cluster, namespace
 
 def test_a_clients_transitions(cluster: Cluster, namespace: str) -> None:
     cluster.apply(policy_manifest(namespace, maxActiveClients=1))
-    time.sleep(0.5)
+    wait_policy(cluster, namespace)
     cluster.apply(client_manifest("first", namespace))
     wait_status(cluster, namespace, "first", lambda s: s.get("phase") == "Active", plural=APIC)
     cluster.apply(client_manifest("second", namespace))

@@ -2,12 +2,10 @@
 
 from __future__ import annotations
 
-import base64
 import dataclasses
 import datetime
 import json
 import time
-from collections.abc import Callable
 from typing import Any
 
 import jwt
@@ -17,68 +15,24 @@ import pytest
 from credop.domain.keyformat import ACCESS_KEY_ID, SECRET_KEY, recognised_format
 from credop.domain.keyring import decode_keyring
 from credop.domain.tokens import KEY_TOKEN_AUDIENCE
+from tests.cluster.helpers import (
+    SAK,
+    active,
+    condition,
+    deployment_manifest,
+    key_manifest,
+    policy_manifest,
+    record_data,
+    secret_data,
+    status_of,
+    wait_gone,
+    wait_policy,
+    wait_status,
+)
 from tests.cluster.kube import Cluster, wait_for
 from tests.cluster.operator import OPERATOR_NAMESPACE, TEST_ENDPOINT, OperatorThread
 
 pytestmark = pytest.mark.usefixtures("operator")
-SAK = "serviceaccountkeys"
-
-
-def key_manifest(name: str, namespace: str, **spec: Any) -> dict[str, Any]:
-    return {
-        "apiVersion": "credop.dev/v1alpha1",
-        "kind": "ServiceAccountKey",
-        "metadata": {"name": name, "namespace": namespace},
-        "spec": {"serviceAccount": "ci-bot", **spec},
-    }
-
-
-def policy_manifest(namespace: str, name: str = "default", **spec: Any) -> dict[str, Any]:
-    return {
-        "apiVersion": "credop.dev/v1alpha1",
-        "kind": "KeyPolicy",
-        "metadata": {"name": name, "namespace": namespace},
-        "spec": spec,
-    }
-
-
-def status_of(cluster: Cluster, namespace: str, name: str, plural: str = SAK) -> dict[str, Any]:
-    return cluster.get(plural, namespace, name).get("status") or {}
-
-
-def wait_status(
-    cluster: Cluster,
-    namespace: str,
-    name: str,
-    check: Callable[[dict[str, Any]], bool],
-    *,
-    plural: str = SAK,
-    timeout: float = 30,
-) -> dict[str, Any]:
-    def probe() -> dict[str, Any] | None:
-        status = status_of(cluster, namespace, name, plural)
-        return status if check(status) else None
-
-    return wait_for(probe, timeout=timeout, what=f"{plural}/{name} status")
-
-
-def condition(status: dict[str, Any], kind: str) -> str | None:
-    return next((c["status"] for c in status.get("conditions", []) if c["type"] == kind), None)
-
-
-def secret_data(cluster: Cluster, namespace: str, name: str) -> dict[str, str]:
-    secret = cluster.core.read_namespaced_secret(name, namespace)
-    return {key: base64.b64decode(value).decode() for key, value in (secret.data or {}).items()}
-
-
-def record_data(cluster: Cluster, namespace: str, name: str, plural: str = SAK) -> dict[str, str]:
-    """The data of credop's record of a credential, in credop's own namespace."""
-    uid = cluster.get(plural, namespace, name)["metadata"]["uid"]
-    return secret_data(cluster, OPERATOR_NAMESPACE, f"credop-record-{uid}")
-
-
-def active(status: dict[str, Any]) -> bool:
-    return status.get("phase") == "Active"
 
 
 def test_key_is_minted_once_into_an_owned_secret(cluster: Cluster, namespace: str) -> None:
@@ -112,15 +66,7 @@ def test_key_secret_is_garbage_collected_with_its_key(cluster: Cluster, namespac
     cluster.apply(key_manifest("gone", namespace))
     wait_status(cluster, namespace, "gone", active)
     cluster.kubectl("delete", "sak", "gone", "-n", namespace)
-
-    def secret_is_gone() -> bool:
-        try:
-            cluster.core.read_namespaced_secret("gone", namespace)
-        except kubernetes.client.ApiException as error:
-            return error.status == 404
-        return False
-
-    wait_for(secret_is_gone, timeout=60, what="the garbage collector")
+    wait_gone(lambda: cluster.core.read_namespaced_secret("gone", namespace), timeout=60, what="the garbage collector")
 
 
 def test_secret_template_and_custom_secret_name(cluster: Cluster, namespace: str) -> None:
@@ -179,7 +125,7 @@ def test_grace_period_keeps_the_previous_secret_until_it_ends(cluster: Cluster, 
 
 def test_expiry_notice_then_expired_on_time(cluster: Cluster, namespace: str) -> None:
     cluster.apply(policy_manifest(namespace, defaultExpiry="6s", expiryNotifyBefore="3s"))
-    time.sleep(0.5)
+    wait_policy(cluster, namespace)
     cluster.apply(key_manifest("short", namespace))
     status = wait_status(cluster, namespace, "short", active)
     expires = datetime.datetime.fromisoformat(status["expiresAt"].replace("Z", "+00:00"))
@@ -196,7 +142,7 @@ def test_rotation_policy_warns_then_disables(cluster: Cluster, namespace: str) -
     cluster.apply(
         policy_manifest(namespace, "strict", rotation={"period": "5s", "notifyBefore": "3s", "action": "Disable"})
     )
-    time.sleep(0.5)
+    wait_policy(cluster, namespace, "strict")
     cluster.apply(key_manifest("old", namespace, policyName="strict"))
     wait_status(cluster, namespace, "old", active)
     wait_status(cluster, namespace, "old", lambda s: condition(s, "RotationDue") == "True", timeout=10)
@@ -208,7 +154,7 @@ def test_rotation_policy_warns_then_disables(cluster: Cluster, namespace: str) -
 
 def test_idle_key_is_flagged_then_disabled(cluster: Cluster, namespace: str) -> None:
     cluster.apply(policy_manifest(namespace, usage={"maxIdle": "5s", "notifyBefore": "3s", "action": "Disable"}))
-    time.sleep(0.5)
+    wait_policy(cluster, namespace)
     cluster.apply(key_manifest("idle", namespace))
     wait_status(cluster, namespace, "idle", active)
     wait_status(cluster, namespace, "idle", lambda s: condition(s, "Unused") == "True", timeout=10)
@@ -246,7 +192,7 @@ def test_invalidate_tokens_is_recorded_once_per_value(cluster: Cluster, namespac
     cluster.kubectl("annotate", "sak", "inv", "-n", namespace, "credop.dev/invalidate-tokens=1")
     status = wait_status(cluster, namespace, "inv", lambda s: s.get("invalidateTokensHandled") == "1")
     first = status["tokensInvalidBefore"]
-    time.sleep(1.1)
+    time.sleep(1.1)  # tokensInvalidBefore is a whole second: a second invalidation would now show a later one
     cluster.kubectl("patch", "sak", "inv", "-n", namespace, "--type=merge", "-p", '{"spec":{"description":"x"}}')
     wait_status(cluster, namespace, "inv", lambda s: s.get("observedGeneration") == 2)
     assert status_of(cluster, namespace, "inv")["tokensInvalidBefore"] == first
@@ -276,21 +222,9 @@ def test_never_expiring_key_fails_where_the_policy_forbids_it(cluster: Cluster, 
 
 
 def test_auto_rotate_restarts_the_workloads(cluster: Cluster, namespace: str) -> None:
-    cluster.apps.create_namespaced_deployment(
-        namespace,
-        {
-            "metadata": {"name": "app"},
-            "spec": {
-                "selector": {"matchLabels": {"app": "app"}},
-                "template": {
-                    "metadata": {"labels": {"app": "app"}},
-                    "spec": {"containers": [{"name": "c", "image": "busybox"}]},
-                },
-            },
-        },
-    )
+    cluster.apps.create_namespaced_deployment(namespace, deployment_manifest("app"))
     cluster.apply(policy_manifest(namespace, rotation={"period": "9s", "notifyBefore": "None", "action": "None"}))
-    time.sleep(0.5)
+    wait_policy(cluster, namespace)
     rotation = {"autoRotate": True, "restartTargets": [{"kind": "Deployment", "name": "app"}]}
     cluster.apply(key_manifest("auto", namespace, rotation=rotation))
     first = wait_status(cluster, namespace, "auto", active)
@@ -344,9 +278,7 @@ def test_leaving_active_invalidates_earlier_tokens(cluster: Cluster, namespace: 
 
 
 def test_a_rotate_annotation_present_at_creation_is_met_by_the_first_secret(cluster: Cluster, namespace: str) -> None:
-    manifest = key_manifest("born-rotated", namespace)
-    manifest["metadata"]["annotations"] = {"credop.dev/rotate": "from-the-start"}
-    cluster.apply(manifest)
+    cluster.apply(key_manifest("born-rotated", namespace, annotations={"credop.dev/rotate": "from-the-start"}))
     status = wait_status(
         cluster, namespace, "born-rotated", lambda s: s.get("rotateHandled") == "manual:from-the-start"
     )

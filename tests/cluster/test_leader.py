@@ -3,14 +3,13 @@
 from __future__ import annotations
 
 import dataclasses
-import time
 
 import pytest
 
 from credop.controller.store import ObjectRef
+from tests.cluster.helpers import SAK, holds_for, key_manifest, secret_data, wait_status
 from tests.cluster.kube import Cluster, wait_for
 from tests.cluster.operator import OperatorThread
-from tests.cluster.test_keys import key_manifest, secret_data, wait_status
 
 
 def replica(cluster: Cluster) -> OperatorThread:
@@ -24,7 +23,7 @@ def test_standby_takes_over_when_the_leader_stops(cluster: Cluster, namespace: s
     first = replica(cluster).start()
     second = replica(cluster).start(wait=False)
     try:
-        time.sleep(3)
+        holds_for(lambda: not second.ready, 3, what="the standby idle while the leader holds the lease")
         assert not second.ready, "the standby must not run while the leader holds the lease"
         cluster.apply(key_manifest("one", namespace))
         wait_status(cluster, namespace, "one", lambda s: s.get("phase") == "Active")
@@ -36,7 +35,7 @@ def test_standby_takes_over_when_the_leader_stops(cluster: Cluster, namespace: s
         assert lease.spec.holder_identity, "the new leader holds the lease"
         cluster.apply(key_manifest("two", namespace))
         wait_status(cluster, namespace, "two", lambda s: s.get("phase") == "Active")
-        two = ObjectRef("serviceaccountkeys", namespace, "two")
+        two = ObjectRef(SAK, namespace, "two")
         wait_for(lambda: second.runtime.scheduler.due_at(two), what="the new leader to schedule the new key")
         assert secret_data(cluster, namespace, "one") == minted
     finally:

@@ -7,9 +7,9 @@ import time
 import prometheus_client
 from prometheus_client.parser import text_string_to_metric_families
 
+from tests.cluster.helpers import key_manifest, policy_manifest, wait_policy, wait_status
 from tests.cluster.kube import Cluster, wait_for
 from tests.cluster.operator import SessionOperator
-from tests.cluster.test_keys import key_manifest, policy_manifest, wait_status
 
 
 def samples(operator: SessionOperator) -> dict[tuple[str, tuple[tuple[str, str], ...]], float]:
@@ -24,7 +24,7 @@ def samples(operator: SessionOperator) -> dict[tuple[str, tuple[tuple[str, str],
 
 def test_metrics_show_phases_conditions_and_expiry(cluster: Cluster, namespace: str, operator: SessionOperator) -> None:
     cluster.apply(policy_manifest(namespace, defaultExpiry="1h", expiryNotifyBefore="2h"))
-    time.sleep(0.5)
+    wait_policy(cluster, namespace)
     cluster.apply(key_manifest("watched", namespace))
     status = wait_status(cluster, namespace, "watched", lambda s: s.get("phase") == "Active")
     phase_key = ("credop_credentials", (("kind", "ServiceAccountKey"), ("namespace", namespace), ("phase", "Active")))

@@ -13,22 +13,30 @@ import json
 import os
 import subprocess
 import sys
-import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from typing import Any
 
 import pytest
 
 from credop.controller.notices import NotifySettings
 from credop.domain.destinations import DestinationRules
+from tests.cluster.helpers import (
+    APIC,
+    client_manifest,
+    created_by,
+    holds_for,
+    key_manifest,
+    policy_manifest,
+    secret_data,
+    status_of,
+    wait_policy,
+    wait_status,
+)
 from tests.cluster.kube import REPO, Cluster, wait_for
 from tests.cluster.notice_receivers import HttpReceiver, SmtpReceiver
 from tests.cluster.operator import OperatorThread, SessionOperator
-from tests.cluster.test_clients import client_manifest
-from tests.cluster.test_keys import key_manifest, policy_manifest, secret_data, status_of, wait_status
 
 pytestmark = pytest.mark.usefixtures("operator")
-SAK, APIC = "serviceaccountkeys", "apiclients"
 LOOPBACK = "127.0.0.0/8"
 TEST_ENVIRONMENT = {"CREDOP_NOTIFY_ALLOWED_NETWORKS": LOOPBACK, "CREDOP_NOTIFY_RETRY_BASE": "0.2"}
 HOOK_KEY = "hook-signing-key-for-tests-0123456789"
@@ -83,12 +91,6 @@ def notifying_policy(namespace: str, receivers: list[dict[str, Any]], **notifica
     )
 
 
-def created_by(manifest: dict[str, Any], user: str) -> dict[str, Any]:
-    """What the mutating webhook sets on create (no webhook runs in these in-process tests)."""
-    manifest["metadata"].setdefault("annotations", {})["credop.dev/created-by"] = user
-    return manifest
-
-
 def notice_record(status: dict[str, Any], notice: str) -> dict[str, Any] | None:
     return next((r for r in status.get("notices") or [] if r["notice"] == notice), None)
 
@@ -120,7 +122,7 @@ def test_email_with_starttls_reaches_creator_and_admins_once(
             creatorAddresses={"alice": "alice@example.com"},
         )
     )
-    time.sleep(0.5)
+    wait_policy(cluster, namespace)
     cluster.apply(created_by(key_manifest("ci", namespace), "alice"))
     status = wait_status(cluster, namespace, "ci", delivered_to("mail", "ExpiringSoon"), timeout=60)
     record = notice_record(status, "ExpiringSoon")
@@ -140,7 +142,7 @@ def test_email_with_starttls_reaches_creator_and_admins_once(
 
     cluster.kubectl("patch", "sak", "ci", "-n", namespace, "--type=merge", "-p", '{"spec":{"description":"again"}}')
     wait_status(cluster, namespace, "ci", lambda s: s.get("observedGeneration") == 2)
-    time.sleep(2)
+    holds_for(lambda: len(smtp.mails) == 1, 2, what="one mail only")
     assert len(smtp.mails) == 1, "reconciled again, not sent again"
 
 
@@ -153,7 +155,7 @@ def test_signed_webhook_is_retried_until_it_answers(cluster: Cluster, namespace:
         "notices": ["Deactivated"],
     }
     cluster.apply(notifying_policy(namespace, [receiver]))
-    time.sleep(0.5)
+    wait_policy(cluster, namespace)
     cluster.apply(created_by(client_manifest("billing", namespace, active=False), "bob@example.com"))
     status = wait_status(cluster, namespace, "billing", delivered_to("hook", "Deactivated"), plural=APIC, timeout=60)
     assert hook.refused == 2, "two 503 answers, then the retry got through"
@@ -192,7 +194,7 @@ def test_slack_incoming_webhook(cluster: Cluster, namespace: str, hook: HttpRece
             [{"name": "chat", "slack": {"urlSecretRef": {"name": "slack", "key": "url"}}, "notices": ["Expired"]}],
         )
     )
-    time.sleep(0.5)
+    wait_policy(cluster, namespace)
     cluster.apply(key_manifest("old", namespace, expiresIn="2s"))
     wait_status(cluster, namespace, "old", delivered_to("chat", "Expired"), timeout=60)
     assert [post.path for post in hook.posts] == ["/services/T0/B0/x"]
@@ -215,7 +217,7 @@ def test_receivers_credop_may_not_use_are_given_up_on_and_recorded(
         {"name": "internal", "webhook": {"url": "https://10.96.0.1/"}, "notices": ["Deactivated"]},
     ]
     cluster.apply(notifying_policy(namespace, receivers))
-    time.sleep(0.5)
+    wait_policy(cluster, namespace)
     cluster.apply(key_manifest("k", namespace, active=False))
 
     def both_failed(status: dict[str, Any]) -> bool:
@@ -234,7 +236,7 @@ def test_internal_receivers_are_refused_without_the_allow_list(
 ) -> None:
     allow(operator, NotifySettings(rules=DestinationRules(), max_attempts=1))
     cluster.apply(notifying_policy(namespace, [{"name": "hook", "webhook": {"url": hook.url()}}]))
-    time.sleep(0.5)
+    wait_policy(cluster, namespace)
     cluster.apply(key_manifest("k", namespace, active=False))
     status = wait_status(
         cluster, namespace, "k", lambda s: bool((notice_record(s, "Deactivated") or {}).get("failed")), timeout=60
@@ -257,11 +259,21 @@ def run_crashing(cluster: Cluster, mode: str) -> None:
             crashing.kill()
 
 
-def run_operator_until(cluster: Cluster, check: Any, *, what: str, linger: float = 0.0) -> None:
+def run_operator_until(
+    cluster: Cluster,
+    check: Any,
+    *,
+    what: str,
+    then_holds: Callable[[], object] | None = None,
+    linger: float = 0.0,
+    holding: str = "",
+) -> None:
+    """A restarted operator, until ``check()``; then ``then_holds()`` must stay true for ``linger`` seconds more."""
     restarted = OperatorThread(cluster.kubeconfig).start()
     try:
         wait_for(check, timeout=60, what=what)
-        time.sleep(linger)
+        if then_holds is not None:
+            holds_for(then_holds, linger, what=holding)
     finally:
         restarted.stop()
 
@@ -285,7 +297,14 @@ def test_killed_between_due_and_sent_the_notice_goes_out_once(
 
         run_operator_until(cluster, recorded, what="the notice delivered after the restart")
         assert len(hook.posts) == 1
-        run_operator_until(cluster, lambda: True, what="another restart", linger=3.0)
+        run_operator_until(
+            cluster,
+            lambda: True,
+            what="another restart",
+            then_holds=lambda: len(hook.posts) == 1,
+            linger=3.0,
+            holding="no second post after another restart",
+        )
     assert len(hook.posts) == 1, "sent exactly once across two restarts"
 
 

@@ -32,6 +32,8 @@ from tests.cluster.charting import (
     private_control_plane,
     webhook_configurations_at,
 )
+from tests.cluster.helpers import Status, wait_status, webhooks_answer
+from tests.cluster.helpers import key_manifest as key
 from tests.cluster.kube import Cluster, wait_for
 from tests.cluster.operator import TEST_ENDPOINT, LogCapture, OperatorThread
 
@@ -82,35 +84,12 @@ def installed() -> Iterator[Installed]:
 def tenant(installed: Installed) -> str:
     name = f"rbac-{uuid.uuid4().hex[:8]}"
     installed.cluster.core.create_namespace({"metadata": {"name": name}})
-    wait_for(lambda: _webhook_answers(installed.cluster, name), timeout=60, what="the webhooks to answer")
+    wait_for(lambda: webhooks_answer(installed.cluster, name), timeout=60, what="the webhooks to answer")
     return name
 
 
-def _webhook_answers(cluster: Cluster, namespace: str) -> bool:
-    probe = json.dumps(key("probe", namespace))
-    result = cluster.kubectl("create", "--dry-run=server", "-o", "json", "-f", "-", input=probe, check=False)
-    return result.returncode == 0 and "credop.dev/created-by" in result.stdout
-
-
-def key(name: str, namespace: str, **spec: Any) -> dict[str, Any]:
-    return {
-        "apiVersion": "credop.dev/v1alpha1",
-        "kind": "ServiceAccountKey",
-        "metadata": {"name": name, "namespace": namespace},
-        "spec": {"serviceAccount": "ci-bot", **spec},
-    }
-
-
-def status(cluster: Cluster, plural: str, namespace: str, name: str) -> dict[str, Any]:
-    return cluster.get(plural, namespace, name).get("status") or {}
-
-
-def wait_phase(cluster: Cluster, plural: str, namespace: str, name: str, phase: str) -> dict[str, Any]:
-    return wait_for(
-        lambda: (s := status(cluster, plural, namespace, name)).get("phase") == phase and s,
-        timeout=60,
-        what=f"{plural}/{name} to be {phase}",
-    )
+def wait_phase(cluster: Cluster, plural: str, namespace: str, name: str, phase: str) -> Status:
+    return wait_status(cluster, namespace, name, lambda status: status.get("phase") == phase, plural=plural, timeout=60)
 
 
 # Sufficient ---------------------------------------------------------------------------------------

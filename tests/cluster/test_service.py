@@ -13,11 +13,9 @@ import itertools
 import json
 import threading
 import time
-import urllib.error
 import urllib.parse
 import urllib.request
 from collections.abc import Iterator
-from typing import Any
 
 import aiohttp
 import kubernetes
@@ -27,17 +25,25 @@ import urllib3
 from credop.kube.client import Kube, load_configuration
 from credop.service._kube import StatusUsageWriter
 from credop.service._records import client_of
+from tests.cluster.helpers import APIC, client_manifest, key_manifest, secret_data, wait_status
 from tests.cluster.kube import Cluster, wait_for
 from tests.cluster.operator import OPERATOR_NAMESPACE
-from tests.cluster.service import FLUSH_INTERVAL, Replica
-from tests.cluster.test_clients import client_manifest
-from tests.cluster.test_keys import key_manifest, secret_data, wait_status
+from tests.cluster.service import (
+    FLUSH_INTERVAL,
+    FORM,
+    Replica,
+    active_client,
+    call,
+    revoke,
+    token,
+    token_on_every_replica,
+    valid_on,
+    verify,
+)
 
 pytestmark = pytest.mark.usefixtures("operator")
-APIC, SAK = "apiclients", "serviceaccountkeys"
 PROPAGATION = 2.0
 """Seconds within which every replica must see a deactivation, invalidation or revocation (the contract)."""
-FORM = "application/x-www-form-urlencoded"
 
 
 @pytest.fixture(scope="module")
@@ -47,58 +53,6 @@ def replicas(cluster: Cluster, operator_namespace: str) -> Iterator[tuple[Replic
     yield first, second
     first.stop()
     second.stop()
-
-
-# HTTP helpers ---------------------------------------------------------------------------------------
-def call(url: str, body: bytes, content_type: str, headers: dict[str, str] | None = None) -> tuple[int, Any]:
-    request = urllib.request.Request(
-        url, data=body, method="POST", headers={"Content-Type": content_type, **(headers or {})}
-    )
-    try:
-        with urllib.request.urlopen(request, timeout=10) as answer:
-            status, text = answer.status, answer.read()
-    except urllib.error.HTTPError as error:
-        status, text = error.code, error.read()
-    return status, json.loads(text) if text else None
-
-
-def token(replica: Replica, client_id: str, secret: str, **extra: str) -> tuple[int, Any]:
-    fields = {"grant_type": "client_credentials", "client_id": client_id, "client_secret": secret, **extra}
-    return call(f"{replica.url}/oauth2/token", urllib.parse.urlencode(fields).encode(), FORM)
-
-
-def verify(replica: Replica, body: dict[str, str]) -> dict[str, Any]:
-    status, answer = call(f"{replica.url}/v1/verify", json.dumps(body).encode(), "application/json")
-    assert status == 200, answer
-    return answer  # type: ignore[no-any-return]
-
-
-def revoke(replica: Replica, client_id: str, secret: str, access_token: str) -> int:
-    fields = {"token": access_token, "client_id": client_id, "client_secret": secret}
-    return call(f"{replica.url}/oauth2/revoke", urllib.parse.urlencode(fields).encode(), FORM)[0]
-
-
-def active_client(cluster: Cluster, namespace: str, name: str, **spec: Any) -> tuple[str, str]:
-    """An Active ApiClient; returns its namespace-qualified client ID and its secret."""
-    cluster.apply(client_manifest(name, namespace, **spec))
-    wait_status(cluster, namespace, name, lambda status: status.get("phase") == "Active", plural=APIC)
-    return f"{namespace}/{name}", secret_data(cluster, namespace, name)["clientSecret"]
-
-
-def token_on_every_replica(replicas: tuple[Replica, ...], client_id: str, secret: str) -> list[str]:
-    """A token from each replica, once each has the credential in its view."""
-    tokens = []
-    for replica in replicas:
-        answer = wait_for(
-            lambda replica=replica: (reply := token(replica, client_id, secret))[0] == 200 and reply[1],
-            what=f"a token from {replica.url}",
-        )
-        tokens.append(answer["access_token"])
-    return tokens
-
-
-def valid_on(replica: Replica, access_token: str) -> bool:
-    return bool(verify(replica, {"token": access_token})["valid"])
 
 
 def rejected_everywhere_within(replicas: tuple[Replica, ...], access_token: str, *, since: float, what: str) -> None:
@@ -226,7 +180,15 @@ def test_ten_thousand_token_requests_write_last_used_at_once_per_flush_interval(
     started = time.monotonic()
     statuses = asyncio.run(_hammer([r.url for r in replicas], client_id, secret, total=10_000))
     elapsed = time.monotonic() - started
-    time.sleep(FLUSH_INTERVAL * 2)  # let the last uses flush and their events arrive
+    wait_for(
+        lambda: (
+            not any(uid in replica.unwritten_uses() for replica in replicas)
+            and observed
+            and observed[-1] == cluster.get(APIC, namespace, "busy")["status"].get("lastUsedAt")
+        ),
+        timeout=FLUSH_INTERVAL * 5,
+        what="the last uses flushed and the watch to see the stored lastUsedAt",
+    )
     done.set()
     cluster.custom.patch_namespaced_custom_object(  # one more event ends the watch
         "credop.dev", "v1alpha1", namespace, APIC, "busy", {"metadata": {"annotations": {"test/done": "1"}}}

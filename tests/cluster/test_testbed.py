@@ -8,6 +8,7 @@ import urllib.request
 import kubernetes
 import pytest
 
+from tests.cluster.helpers import wait_gone
 from tests.cluster.kube import Cluster, existing_cluster_requested, wait_for
 
 WIDGET_CRD = {
@@ -81,15 +82,11 @@ def test_orphaned_secret_is_garbage_collected(cluster: Cluster, namespace: str) 
         },
     )
     cluster.core.delete_namespaced_config_map("owner", namespace)
-
-    def secret_is_gone() -> bool:
-        try:
-            cluster.core.read_namespaced_secret("owned", namespace)
-        except kubernetes.client.ApiException as error:
-            return error.status == 404
-        return False
-
-    wait_for(secret_is_gone, timeout=60, what="the garbage collector to delete the orphaned Secret")
+    wait_gone(
+        lambda: cluster.core.read_namespaced_secret("owned", namespace),
+        timeout=60,
+        what="the garbage collector to delete the orphaned Secret",
+    )
 
 
 def test_non_admin_is_forbidden_by_rbac(cluster: Cluster, namespace: str) -> None:
@@ -122,15 +119,9 @@ def test_non_admin_is_forbidden_by_rbac(cluster: Cluster, namespace: str) -> Non
 def test_namespace_deletion_completes(cluster: Cluster, namespace: str) -> None:
     cluster.core.create_namespaced_config_map(namespace, {"metadata": {"name": "leftover"}})
     cluster.core.delete_namespace(namespace)
-
-    def namespace_is_gone() -> bool:
-        try:
-            cluster.core.read_namespace(namespace)
-        except kubernetes.client.ApiException as error:
-            return error.status == 404
-        return False
-
-    wait_for(namespace_is_gone, timeout=60, what="the namespace controller to finish deleting")
+    wait_gone(
+        lambda: cluster.core.read_namespace(namespace), timeout=60, what="the namespace controller to finish deleting"
+    )
 
 
 def test_readyz_answers(cluster: Cluster) -> None:

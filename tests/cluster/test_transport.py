@@ -14,14 +14,11 @@ from credop.domain.keyring import Keyring, decode_keyring
 from credop.domain.verifiers import secret_matches
 from credop.service._state import ServiceSettings
 from tests.cluster.charting import private_control_plane
+from tests.cluster.helpers import APIC, client_manifest, key_manifest, record_data, secret_data, status_of, wait_status
 from tests.cluster.kube import Cluster, wait_for
 from tests.cluster.operator import OPERATOR_NAMESPACE, OperatorThread, SessionOperator
 from tests.cluster.service import Replica
-from tests.cluster.test_clients import client_manifest
-from tests.cluster.test_keys import key_manifest, record_data, secret_data, status_of, wait_status
 from tests.tlsfiles import ScratchCA
-
-APIC = "apiclients"
 
 
 def run_cli(capsys: pytest.CaptureFixture[str], kubeconfig: Path, *args: str) -> tuple[int, str, str]:

@@ -16,7 +16,6 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Any
 
-import kubernetes
 import pytest
 
 from credop.clock import utc_now
@@ -26,13 +25,22 @@ from credop.webhooks.requests import AdmissionRequest, parse_request
 from credop.webhooks.review import Admission as ReplicaAdmission
 from testbed import free_port
 from tests.cluster.charting import deployment_env, of_kind, render, webhook_configurations_at
+from tests.cluster.helpers import (
+    APIC,
+    CREATED_BY,
+    SAK,
+    annotations_of,
+    wait_gone,
+    webhooks_answer,
+)
+from tests.cluster.helpers import client_manifest as client
+from tests.cluster.helpers import key_manifest as key
+from tests.cluster.helpers import policy_manifest as policy
 from tests.cluster.kube import Cluster, wait_for
 from tests.cluster.operator import TEST_ENDPOINT, OperatorThread
 
 RELEASE = "credop-admission"
 RUN_LABEL = "credop.dev/admission-test"
-CREATED_BY = "credop.dev/created-by"
-SAK, APIC = "serviceaccountkeys", "apiclients"
 
 
 @dataclass(frozen=True)
@@ -88,41 +96,11 @@ def tenant(admission: Admission, namespace: str) -> str:
         "create", "rolebinding", "everyone-reads-secrets", "-n", namespace,
         "--role=read-secrets", "--group=system:authenticated",
     )  # fmt: skip
-    wait_for(lambda: _webhook_answers(cluster, namespace), timeout=60, what="the webhooks to answer")
+    wait_for(lambda: webhooks_answer(cluster, namespace), timeout=60, what="the webhooks to answer")
     return namespace
 
 
-def _webhook_answers(cluster: Cluster, namespace: str) -> bool:
-    probe = key("probe", namespace)
-    result = cluster.kubectl(
-        "create", "--dry-run=server", "-o", "json", "-f", "-", input=json.dumps(probe), check=False
-    )
-    return result.returncode == 0 and CREATED_BY in json.loads(result.stdout)["metadata"].get("annotations", {})
-
-
-# Manifests and calls ------------------------------------------------------------------------------
-
-
-def key(name: str, namespace: str, *, annotations: dict[str, str] | None = None, **spec: Any) -> dict[str, Any]:
-    return {
-        "apiVersion": "credop.dev/v1alpha1",
-        "kind": "ServiceAccountKey",
-        "metadata": {"name": name, "namespace": namespace, "annotations": annotations or {}},
-        "spec": {"serviceAccount": "ci-bot", **spec},
-    }
-
-
-def client(name: str, namespace: str, **spec: Any) -> dict[str, Any]:
-    return {
-        "apiVersion": "credop.dev/v1alpha1",
-        "kind": "ApiClient",
-        "metadata": {"name": name, "namespace": namespace},
-        "spec": spec,
-    }
-
-
-def policy(namespace: str, name: str = "default", **spec: Any) -> dict[str, Any]:
-    return {"apiVersion": "credop.dev/v1alpha1", "kind": "KeyPolicy", "metadata": {"name": name, "namespace": namespace}, "spec": spec}  # fmt: skip
+# Calls --------------------------------------------------------------------------------------------
 
 
 def create(
@@ -151,10 +129,6 @@ def refused(result: subprocess.CompletedProcess[str], rule: str, field: str) -> 
     assert "denied the request" in result.stderr, result.stderr
     assert f"[{rule}] {field}" in result.stderr, result.stderr
     return result.stderr
-
-
-def annotations_of(cluster: Cluster, plural: str, namespace: str, name: str) -> dict[str, str]:
-    return dict(cluster.get(plural, namespace, name)["metadata"].get("annotations") or {})
 
 
 def admin_apply(cluster: Cluster, *manifests: dict[str, Any]) -> None:
@@ -454,12 +428,6 @@ def test_deleting_the_namespace_deletes_protected_credentials(admission: Admissi
     cluster = admission.cluster
     allowed(create(cluster, key("guarded", tenant, deletionProtection=True), "alice"))
     cluster.core.delete_namespace(tenant)
-
-    def namespace_gone() -> bool:
-        try:
-            cluster.core.read_namespace(tenant)
-        except kubernetes.client.ApiException as error:
-            return error.status == 404
-        return False
-
-    wait_for(namespace_gone, timeout=90, what="the namespace controller to delete the namespace")
+    wait_gone(
+        lambda: cluster.core.read_namespace(tenant), timeout=90, what="the namespace controller to delete the namespace"
+    )

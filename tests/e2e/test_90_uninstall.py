@@ -2,11 +2,11 @@
 
 from __future__ import annotations
 
-import time
+import contextlib
 
 import pytest
 
-from tests.e2e.conftest import E2E, RELEASE, SYSTEM_NAMESPACE
+from tests.e2e.conftest import E2E, RELEASE, SYSTEM_NAMESPACE, wait_until
 
 pytestmark = pytest.mark.e2e
 NAMESPACED = "deployments,replicasets,pods,services,serviceaccounts,secrets,configmaps,roles,rolebindings,poddisruptionbudgets,leases"
@@ -25,9 +25,14 @@ def names(e2e: E2E, kinds: str, namespace: str | None = None, selector: str | No
 def test_helm_uninstall_removes_the_release_and_keeps_the_crds(e2e: E2E) -> None:
     e2e.helm("uninstall", RELEASE, "--namespace", SYSTEM_NAMESPACE, "--wait", "--timeout=5m")
     selector = f"app.kubernetes.io/instance={RELEASE}"
-    deadline = time.monotonic() + 120
-    while (left := names(e2e, NAMESPACED, SYSTEM_NAMESPACE, selector)) and time.monotonic() < deadline:
-        time.sleep(1)
+    with contextlib.suppress(AssertionError):  # the assertion below names what is left
+        wait_until(
+            lambda: not names(e2e, NAMESPACED, SYSTEM_NAMESPACE, selector),
+            timeout=120,
+            interval=1,
+            what="the release's objects to go",
+        )
+    left = names(e2e, NAMESPACED, SYSTEM_NAMESPACE, selector)
     assert not left, f"the release's objects left in {SYSTEM_NAMESPACE}: {sorted(left)}"
     cluster_wide = {name for name in names(e2e, CLUSTER_SCOPED) if "credop" in name}
     assert cluster_wide == set(), f"cluster-scoped objects left: {sorted(cluster_wide)}"
