@@ -20,6 +20,10 @@ hello-world's, and token throughput with ``--workers`` 1 and 2 (SO_REUSEPORT
 processes, as ``credop service --workers N``; with 2 the workers share both
 CPUs with the load generator). The last line is ``GOALS`` and a JSON list for
 ``benchmarks.run_all``. Figures, not assertions.
+
+The server logs as shipped: JSON lines at INFO, so every token issued writes
+its audit line (to ``results/token_endpoint.log``, git-ignored, where the
+service in a pod writes to stderr).
 """
 
 from __future__ import annotations
@@ -48,9 +52,24 @@ TOKEN_GOAL, P99_GOAL = 0.6, 1.5
 
 
 # The server (child processes) --------------------------------------------------------------
+def _log_as_shipped() -> None:
+    """INFO JSON lines, as ``credop service`` writes them (audit lines included), into a file."""
+    import logging
+
+    from credop.logs import JsonFormatter
+
+    handler = logging.FileHandler(HERE / "results" / "token_endpoint.log", mode="w")
+    handler.setFormatter(JsonFormatter())
+    root = logging.getLogger()
+    root.handlers[:] = [handler]
+    root.setLevel(logging.INFO)
+
+
 def _serve(port: int, workers: int) -> None:
     """Build the state's inputs once, then serve them from ``workers`` processes on one port."""
     import uuid
+
+    _log_as_shipped()
 
     from tests.servicekit import api_client_object, key_object, sample_keyring
 

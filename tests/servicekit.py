@@ -23,8 +23,8 @@ from credop.domain.conditions import timestamp
 from credop.domain.keyring import Keyring, new_keyring
 from credop.domain.signing import SigningKey, new_signing_key
 from credop.domain.verifiers import keyed_verifier, password_verifier
-from credop.service._records import API_CLIENT, SERVICE_ACCOUNT_KEY, SecretMaterial, material_of
-from credop.service._state import Clock, RecordedUsage, ServiceSettings, ServiceState
+from credop.service._records import API_CLIENT, SERVICE_ACCOUNT_KEY, Credential, SecretMaterial, material_of
+from credop.service._state import Clock, ServiceSettings, ServiceState
 
 Body = dict[str, Any]
 TEST_ISSUER = "https://credop.example.test"
@@ -51,6 +51,17 @@ def make_key(now: datetime.datetime) -> SigningKey:
 def sample_keyring(now: datetime.datetime) -> Keyring:
     """A keyring whose signing key was made a day before ``now`` (so it is the one that signs)."""
     return new_keyring(now=now - datetime.timedelta(days=1), random_bytes=os.urandom, make_signing_key=make_key)
+
+
+class RecordedUsage:
+    """A ``lastUsedAt`` writer that only remembers what it was asked to write."""
+
+    def __init__(self) -> None:
+        self.writes: list[tuple[str, datetime.datetime]] = []
+
+    async def write(self, credential: Credential, used_at: datetime.datetime) -> bool:
+        self.writes.append((credential.uid, used_at))
+        return True
 
 
 def in_memory_state(

@@ -4,6 +4,7 @@ and the HTTP calls tests make to it (token, verify, revoke)."""
 from __future__ import annotations
 
 import asyncio
+import datetime
 import json
 import threading
 import urllib.error
@@ -12,8 +13,10 @@ import urllib.request
 from pathlib import Path
 from typing import Any, Protocol
 
+from credop.clock import utc_now
 from credop.config import Config
-from credop.service import CredentialService
+from credop.service import CredentialService, UsageWriter
+from credop.service._records import Credential
 from credop.service._state import ServiceSettings
 from tests.cluster.helpers import APIC, client_manifest, secret_data, wait_status
 from tests.cluster.kube import Cluster, wait_for
@@ -21,6 +24,20 @@ from tests.cluster.operator import OPERATOR_NAMESPACE, TEST_ENDPOINT
 
 FLUSH_INTERVAL = 2.0
 FORM = "application/x-www-form-urlencoded"
+
+
+class WritesRecorded:
+    """The replica's ``lastUsedAt`` writer, noting when each write it made succeeded."""
+
+    def __init__(self, writer: UsageWriter) -> None:
+        self.writer = writer
+        self.writes: list[tuple[str, datetime.datetime]] = []
+
+    async def write(self, credential: Credential, used_at: datetime.datetime) -> bool:
+        written = await self.writer.write(credential, used_at)
+        if written:
+            self.writes.append((credential.uid, utc_now()))
+        return written
 
 
 class Replica:
@@ -44,6 +61,7 @@ class Replica:
         self.settings = settings
         self.host = host
         self.service: CredentialService | None = None
+        self._writes: WritesRecorded | None = None
         self._ready = threading.Event()
         self._stop: asyncio.Event | None = None
         self._loop: asyncio.AbstractEventLoop | None = None
@@ -62,6 +80,8 @@ class Replica:
         self._stop = asyncio.Event()
         async with CredentialService(self.config, host=self.host, port=0, settings=self.settings) as service:
             self.service = service
+            self._writes = WritesRecorded(service.state.usage_writer)
+            service.state.usage_writer = self._writes
             await service.wait_ready()
             self._ready.set()
             await self._stop.wait()
@@ -83,9 +103,10 @@ class Replica:
         return f"http://127.0.0.1:{self.service.port}"
 
     @property
-    def usage_writes(self) -> list[tuple[str, Any]]:
-        assert self.service is not None
-        return list(self.service.state.usage_writes)
+    def usage_writes(self) -> list[tuple[str, datetime.datetime]]:
+        """(credential uid, when) of every ``lastUsedAt`` this replica wrote."""
+        assert self._writes is not None
+        return list(self._writes.writes)
 
     def unwritten_uses(self) -> set[str]:
         """The uids of credentials with a use this replica has neither written to lastUsedAt nor dropped yet."""

@@ -18,15 +18,15 @@ from __future__ import annotations
 from credop.service._http import build_app
 from credop.service._ratelimit import Allowance
 from credop.service._service import CredentialService, run_service
-from credop.service._state import RecordedUsage, ServiceSettings, ServiceState
+from credop.service._state import ServiceSettings, ServiceState, UsageWriter
 from credop.service._workers import run_workers
 
 __all__ = [
     "Allowance",
     "CredentialService",
-    "RecordedUsage",
     "ServiceSettings",
     "ServiceState",
+    "UsageWriter",
     "build_app",
     "run_service",
     "run_workers",

@@ -84,17 +84,6 @@ class UsageWriter(Protocol):
     async def write(self, credential: Credential, used_at: datetime.datetime) -> bool: ...
 
 
-class RecordedUsage:
-    """A :class:`UsageWriter` that only remembers (tests, benchmarks)."""
-
-    def __init__(self) -> None:
-        self.writes: list[tuple[str, datetime.datetime]] = []
-
-    async def write(self, credential: Credential, used_at: datetime.datetime) -> bool:
-        self.writes.append((credential.uid, used_at))
-        return True
-
-
 class ServiceState:
     def __init__(
         self,
@@ -103,7 +92,7 @@ class ServiceState:
         settings: ServiceSettings | None = None,
         clock: Clock = utc_now,
         publisher: RevocationPublisher | None = None,
-        usage_writer: UsageWriter | None = None,
+        usage_writer: UsageWriter,
     ) -> None:
         self.config = config
         self.settings = settings or ServiceSettings()
@@ -116,9 +105,7 @@ class ServiceState:
         self.revocations = FailureLimiter(self.settings.revocations_per_client)
         """Revocations per client (each spends one)."""
         self.usage = UsageBatch(datetime.timedelta(seconds=config.usage_flush_interval))
-        self.usage_writer: UsageWriter = usage_writer or RecordedUsage()
-        self.usage_writes: list[tuple[str, datetime.datetime]] = []
-        """(credential uid, when written) of every lastUsedAt write this replica made."""
+        self.usage_writer = usage_writer
         self.metrics = ServiceMetrics()
         self.verified = VerifiedSecrets()
         self.hash_pool = ThreadPoolExecutor(self.settings.hash_threads, thread_name_prefix="credop-argon2")
@@ -196,9 +183,6 @@ class ServiceState:
             return False
         self.usage.written(write, now=now)
         self.metrics.usage_writes.labels("written" if written else "gone").inc()
-        if written:
-            self.usage_writes.append((write.uid, now))
-            del self.usage_writes[:-10_000]
         return written
 
     def close(self) -> None:
