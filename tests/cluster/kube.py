@@ -168,8 +168,13 @@ RECORDS_NAMESPACE = "credop-system"
 """Where the session's operator keeps its records (verifiers of every test namespace's credentials)."""
 
 
+PUBLIC_DATA_KEYS = frozenset({"host", "port", "username", "ca.crt"})
+"""Keys of users' Secrets that hold no secret (an SMTP server's address, its CA): they may show up in logs."""
+
+
 def secret_values(cluster: Cluster, namespace: str) -> set[str]:
-    """Every secret value in ``namespace``: credop's secret keys and verifiers, and all of users' own Secrets."""
+    """Every secret value in ``namespace``: credop's secret keys and verifiers, and users' own Secrets
+    (but for their :data:`PUBLIC_DATA_KEYS`)."""
     import base64
 
     values = set()
@@ -181,7 +186,8 @@ def secret_values(cluster: Cluster, namespace: str) -> set[str]:
         managed = (secret.metadata.labels or {}).get("app.kubernetes.io/managed-by") == "credop"
         for key, raw in (secret.data or {}).items():
             value = base64.b64decode(raw).decode(errors="replace")
-            if len(value) >= 8 and (not managed or key in SECRET_DATA_KEYS):
+            secret = key in SECRET_DATA_KEYS if managed else key not in PUBLIC_DATA_KEYS
+            if len(value) >= 8 and secret:
                 values.add(value)
     return values
 

@@ -22,7 +22,7 @@ from tests.cluster.helpers import (
     wait_policy,
     wait_status,
 )
-from tests.cluster.kube import Cluster
+from tests.cluster.kube import Cluster, wait_for
 from tests.cluster.operator import LogCapture
 
 pytestmark = pytest.mark.usefixtures("operator")
@@ -58,8 +58,16 @@ def test_a_keys_transitions_in_order_with_actors(cluster: Cluster, namespace: st
     assert "2031-01-01T00:00:00Z" in history[5]["message"] and "2032-01-01T00:00:00Z" in history[5]["message"]
     times = [entry["time"] for entry in history]
     assert times == sorted(times)
-    audited = [line for line in operator_logs.lines if f"ServiceAccountKey {namespace}/ci" in line and "audit:" in line]
-    assert [line.split("audit: ")[1].split()[0] for line in audited] == actions(status), "one audit line each"
+
+    def audited() -> list[str]:
+        lines = [
+            line for line in operator_logs.lines if f"ServiceAccountKey {namespace}/ci" in line and "audit:" in line
+        ]
+        return [line.split("audit: ")[1].split()[0] for line in lines]
+
+    # the audit line follows the status write that the wait above saw
+    wait_for(lambda: len(audited()) >= len(actions(status)), timeout=10, what="the last audit line")
+    assert audited() == actions(status), "one audit line each"
 
     described = cluster.kubectl("describe", "sak", "ci", "-n", namespace).stdout
     assert "History:" in described

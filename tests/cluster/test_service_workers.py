@@ -81,7 +81,9 @@ def workers(cluster: Cluster) -> Iterator[Workers]:
 def test_tokens_from_any_worker_are_valid_at_every_worker(cluster: Cluster, namespace: str, workers: Workers) -> None:
     client_id, secret = active_client(cluster, namespace, "spread")
     wait_for(lambda: all(token(workers, client_id, secret)[0] == 200 for _ in range(CONNECTIONS)), what="tokens")
-    issued = [token(workers, client_id, secret)[1]["access_token"] for _ in range(CONNECTIONS)]
+    answers = [token(workers, client_id, secret) for _ in range(CONNECTIONS)]
+    assert [status for status, _ in answers] == [200] * CONNECTIONS, answers
+    issued = [body["access_token"] for _, body in answers]
     assert all(valid_on(workers, each) for each in issued for _ in range(3))
 
 

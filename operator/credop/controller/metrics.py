@@ -81,6 +81,11 @@ class OperatorMetrics:
             "Periodic looks at every known credential (the lost-event safety net)",
             registry=self.registry,
         )
+        self.resync_failures = CounterMetric(
+            "credop_resync_failures_total",
+            "Steps of the periodic resync that failed (the API server away) and wait for the next one",
+            registry=self.registry,
+        )
 
         self.keyring_missing = Gauge(
             "credop_keyring_missing",

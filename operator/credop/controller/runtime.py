@@ -15,6 +15,8 @@ from collections.abc import Awaitable, Callable, Coroutine
 from dataclasses import dataclass, field
 from typing import Any
 
+import urllib3
+
 from credop.clock import Clock, utc_now
 from credop.config import Config
 from credop.controller.events import EventRecorder
@@ -27,7 +29,7 @@ from credop.controller.status import StatusWriter
 from credop.controller.store import ObjectRef, Store
 from credop.domain.keyformat import RandomBytes
 from credop.domain.keyring import Keyring
-from credop.kube.client import Kube, NotFoundError
+from credop.kube.client import Kube, KubeApiError, NotFoundError
 
 logger = logging.getLogger(__name__)
 Reconciler = Callable[["Runtime", ObjectRef], Awaitable[None]]
@@ -119,8 +121,12 @@ class Runtime:
             return
         while True:
             await asyncio.sleep(interval)
-            self.resync_all(spread=datetime.timedelta(seconds=interval / 2), everything=False)
-            await self.forget_orphaned_records()
+            try:
+                self.resync_all(spread=datetime.timedelta(seconds=interval / 2), everything=False)
+                await self.forget_orphaned_records()
+            except Exception:  # the safety net must outlive any one failure
+                self.metrics.resync_failures.inc()
+                logger.exception("resync failed; the next one is in %s s", interval)
 
     def resync_all(self, *, spread: datetime.timedelta, everything: bool = True) -> int:
         """Schedule every credential in the store (or, with ``everything=False``, those whose inputs changed
@@ -139,13 +145,24 @@ class Runtime:
         return len(refs)
 
     async def forget_orphaned_records(self) -> int:
-        """Delete the records of credentials that are gone (their deletion was missed); returns how many."""
+        """Delete the records of credentials that are gone (their deletion was missed); returns how many.
+
+        A record whose owner cannot be looked up now (the API server is away) is
+        left for the next resync: one failure never ends the sweep, nor the resync loop.
+        """
         live = self.store.uids()
         forgotten = 0
         for uid, info in list(self.store.records.items()):
-            if uid in live or not await self._owner_is_gone(uid, info.owner):
+            if uid in live:
                 continue
-            await self.secrets.forget(uid)
+            try:
+                if not await self._owner_is_gone(uid, info.owner):
+                    continue
+                await self.secrets.forget(uid)
+            except (KubeApiError, OSError, urllib3.exceptions.HTTPError) as error:
+                self.metrics.resync_failures.inc()
+                logger.warning("resync: the record of %s stays until the next resync: %s", info.owner, error)
+                continue
             self.store.forget_record(uid)
             forgotten += 1
         return forgotten

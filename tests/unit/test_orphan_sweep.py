@@ -1,0 +1,60 @@
+"""The resync's orphaned-record sweep outlives an API server that is away (the chaos test's outage)."""
+
+from __future__ import annotations
+
+import asyncio
+from typing import Any
+
+from credop.config import Config
+from credop.controller.runtime import Runtime
+from credop.controller.store import RecordInfo
+from credop.kube.client import KubeApiError, NotFoundError
+
+
+class AwayThenBack:
+    """A Kubernetes API that fails ``failures`` lookups, then knows no credential; records deleted are noted."""
+
+    def __init__(self, failures: int) -> None:
+        self.failures = failures
+        self.deleted: list[str] = []
+
+    async def get_object(self, plural: str, namespace: str, name: str) -> Any:
+        if self.failures:
+            self.failures -= 1
+            raise KubeApiError(503, "Service Unavailable")
+        raise NotFoundError(name)
+
+    async def delete_secret(self, namespace: str, name: str) -> Any:
+        self.deleted.append(name)
+        return {}
+
+
+def runtime_with_orphans(kube: AwayThenBack, *, resync: float = 600.0) -> Runtime:
+    config = Config(namespace="credop-system", resync_interval=resync)
+    runtime = Runtime(config=config, kube=kube)  # type: ignore[arg-type]
+    runtime.reconcilers = {"serviceaccountkeys": lambda *_: None}  # type: ignore[dict-item]
+    for uid in ("uid-1", "uid-2"):
+        runtime.store.note_record(uid, RecordInfo(f"team-a/{uid}"))
+    return runtime
+
+
+async def test_a_failed_lookup_leaves_that_record_for_next_time_and_sweeps_the_rest() -> None:
+    kube = AwayThenBack(failures=1)
+    runtime = runtime_with_orphans(kube)
+    assert await runtime.forget_orphaned_records() == 1
+    assert len(runtime.store.records) == 1
+    assert await runtime.forget_orphaned_records() == 1
+    assert runtime.store.records == {} and len(kube.deleted) == 2
+
+
+async def test_the_resync_loop_goes_on_after_an_outage() -> None:
+    kube = AwayThenBack(failures=4)
+    runtime = runtime_with_orphans(kube, resync=0.01)
+    task = asyncio.create_task(runtime._resync())
+    try:
+        async with asyncio.timeout(5):
+            while runtime.store.records:
+                await asyncio.sleep(0.01)
+    finally:
+        task.cancel()
+    assert sorted(kube.deleted) == ["credop-record-uid-1", "credop-record-uid-2"]
