@@ -80,6 +80,10 @@ class CredentialService:
         self._runner = web.AppRunner(build_app(self.state, metrics=not separate_metrics), access_log=None)
         await self._runner.setup()
         context = self.certificate.context if self.certificate is not None else None
+        if self.reuse_port:
+            # One of several workers on a port: the kernel hands connections to any worker that listens
+            # (the pod's readiness probe cannot tell them apart), so listen only once the watches listed.
+            await self.wait_ready()
         reuse = self.reuse_port or None
         await web.TCPSite(self._runner, self.host, self.port, ssl_context=context, reuse_port=reuse).start()
         self.port = _bound_port(self._runner, self.port)
