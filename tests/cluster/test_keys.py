@@ -305,6 +305,36 @@ def test_a_swallowed_event_is_made_good_by_the_periodic_resync(cluster: Cluster,
     assert status["keyGeneration"] == 2
 
 
+def test_a_deletion_no_watch_reported_is_made_good_by_the_periodic_resync(
+    cluster: Cluster, operator: Any, namespace: str
+) -> None:
+    """The key's DELETED event is lost (as after an API server restart: the watch lists again, and a
+    listing says nothing of what went); the resync finds the key gone and deletes its record."""
+    config = dataclasses.replace(operator.thread.config, resync_interval=2.0)
+    with operator.paused():
+        lossy = OperatorThread(cluster.kubeconfig, config=config).start()
+        try:
+            cluster.apply(key_manifest("ghost", namespace))
+            wait_status(cluster, namespace, "ghost", active)
+            uid = cluster.get(SAK, namespace, "ghost")["metadata"]["uid"]
+            assert lossy.runtime is not None
+            forget, lost = lossy.runtime.forget_credential, []
+
+            async def lose_the_first(ref: Any, uid: str) -> None:
+                if not lost:
+                    lost.append(ref)
+                    return
+                await forget(ref, uid)
+
+            lossy.runtime.forget_credential = lose_the_first  # type: ignore[method-assign]
+            cluster.custom.delete_namespaced_custom_object("credop.dev", "v1alpha1", namespace, SAK, "ghost")
+            record = f"credop-record-{uid}"
+            wait_gone(lambda: cluster.core.read_namespaced_secret(record, OPERATOR_NAMESPACE), what="the record")
+        finally:
+            lossy.stop()
+    assert [ref.name for ref in lost] == ["ghost"]
+
+
 def test_a_key_minted_before_records_existed_is_migrated_once(cluster: Cluster, namespace: str) -> None:
     """A Secret as credop wrote it before records (verifier inside, no record) keeps working, moved to a record."""
     cluster.apply(key_manifest("legacy", namespace))

@@ -7,7 +7,7 @@ from typing import Any
 
 from credop.config import Config
 from credop.controller.runtime import Runtime
-from credop.controller.store import RecordInfo
+from credop.controller.store import ObjectRef, RecordInfo
 from credop.kube.client import KubeApiError, NotFoundError
 
 
@@ -17,6 +17,12 @@ class AwayThenBack:
     def __init__(self, failures: int) -> None:
         self.failures = failures
         self.deleted: list[str] = []
+
+    async def list_object_uids(self, plural: str) -> set[str]:
+        if self.failures:
+            self.failures -= 1
+            raise KubeApiError(503, "Service Unavailable")
+        return set()
 
     async def get_object(self, plural: str, namespace: str, name: str) -> Any:
         if self.failures:
@@ -58,3 +64,42 @@ async def test_the_resync_loop_goes_on_after_an_outage() -> None:
     finally:
         task.cancel()
     assert sorted(kube.deleted) == ["credop-record-uid-1", "credop-record-uid-2"]
+
+
+class ListsOnly:
+    """A Kubernetes API that lists ``existing`` uids and answers reads from ``bodies``; records deleted are noted."""
+
+    def __init__(self, existing: set[str], bodies: dict[str, dict[str, Any]]) -> None:
+        self.existing, self.bodies = existing, bodies
+        self.deleted: list[str] = []
+
+    async def list_object_uids(self, plural: str) -> set[str]:
+        return self.existing
+
+    async def get_object(self, plural: str, namespace: str, name: str) -> Any:
+        if name not in self.bodies:
+            raise NotFoundError(name)
+        return self.bodies[name]
+
+    async def delete_secret(self, namespace: str, name: str) -> Any:
+        self.deleted.append(name)
+        return {}
+
+
+def key_body(name: str, uid: str) -> dict[str, Any]:
+    return {"metadata": {"name": name, "namespace": "team-a", "uid": uid, "resourceVersion": "1"}}
+
+
+async def test_a_credential_whose_deletion_no_watch_reported_is_forgotten_with_its_record() -> None:
+    created_since = key_body("new", "uid-new")  # missing from the listing, but there when read
+    kube = ListsOnly({"uid-kept"}, {"new": created_since})
+    runtime = Runtime(config=Config(namespace="credop-system"), kube=kube)  # type: ignore[arg-type]
+    runtime.reconcilers = {"serviceaccountkeys": lambda *_: None}  # type: ignore[dict-item]
+    for name in ("kept", "gone", "new"):
+        runtime.store.remember(ObjectRef("serviceaccountkeys", "team-a", name), key_body(name, f"uid-{name}"))
+        runtime.store.note_record(f"uid-{name}", RecordInfo(f"team-a/{name}"))
+
+    assert await runtime.forget_vanished_credentials() == 1
+
+    assert sorted(ref.name for ref in runtime.store.refs()) == ["kept", "new"]
+    assert kube.deleted == ["credop-record-uid-gone"] and "uid-gone" not in runtime.store.records

@@ -218,11 +218,7 @@ async def _credential_event(plural: str, event: kopf.RawEvent, memo: kopf.Memo) 
     body = cast(dict[str, Any], event["object"])
     ref = ObjectRef.of(plural, body)
     if event["type"] == "DELETED":
-        runtime.store.forget(ref)
-        runtime.scheduler.cancel(ref)
-        if plural == names.API_CLIENTS:
-            runtime.slots.forget(ref)
-        await _forget_record(runtime, str(body["metadata"].get("uid", "")))
+        await runtime.forget_credential(ref, str(body["metadata"].get("uid", "")))
         return
     runtime.store.remember(ref, dict(body))
     if runtime.store.is_own_write(ref, body):
@@ -232,16 +228,6 @@ async def _credential_event(plural: str, event: kopf.RawEvent, memo: kopf.Memo) 
     except Exception as error:
         logger.warning("reconciling %s failed (%s: %s); retrying", ref, type(error).__name__, error)
         runtime.scheduler.schedule(ref, runtime.now() + RETRY_AFTER)
-
-
-async def _forget_record(runtime: Runtime, uid: str) -> None:
-    """A deleted credential's record goes too (the periodic resync catches a deletion missed here)."""
-    try:
-        await runtime.secrets.forget(uid)
-    except Exception as error:
-        logger.warning("deleting the record of %s failed (%s); the resync will retry", uid, type(error).__name__)
-        return
-    runtime.store.forget_record(uid)
 
 
 @kopf.on.event(GROUP, VERSION, names.SERVICE_ACCOUNT_KEYS)

@@ -17,6 +17,7 @@ from typing import Any
 
 import urllib3
 
+from credop import names
 from credop.clock import Clock, utc_now
 from credop.config import Config
 from credop.controller.events import EventRecorder
@@ -121,12 +122,17 @@ class Runtime:
             return
         while True:
             await asyncio.sleep(interval)
-            try:
-                self.resync_all(spread=datetime.timedelta(seconds=interval / 2), everything=False)
-                await self.forget_orphaned_records()
-            except Exception:  # the safety net must outlive any one failure
-                self.metrics.resync_failures.inc()
-                logger.exception("resync failed; the next one is in %s s", interval)
+            await self._resync_step(self.forget_vanished_credentials)
+            self.resync_all(spread=datetime.timedelta(seconds=interval / 2), everything=False)
+            await self._resync_step(self.forget_orphaned_records)
+
+    async def _resync_step(self, step: Callable[[], Awaitable[int]]) -> None:
+        """One step of the resync; a failure (the API server away) waits for the next resync, never ends it."""
+        try:
+            await step()
+        except Exception:  # the safety net must outlive any one failure
+            self.metrics.resync_failures.inc()
+            logger.exception("resync: %s failed; the next resync tries again", step.__name__)
 
     def resync_all(self, *, spread: datetime.timedelta, everything: bool = True) -> int:
         """Schedule every credential in the store (or, with ``everything=False``, those whose inputs changed
@@ -143,6 +149,47 @@ class Runtime:
             self.scheduler.schedule_by(ref, now + step * index)
         self.metrics.resyncs.inc()
         return len(refs)
+
+    async def forget_credential(self, ref: ObjectRef, uid: str) -> None:
+        """``ref`` was deleted: stop looking at it and delete its record (the sweep retries a failed delete)."""
+        self.store.forget(ref)
+        self.scheduler.cancel(ref)
+        if ref.plural == names.API_CLIENTS:
+            self.slots.forget(ref)
+        try:
+            await self.secrets.forget(uid)
+        except Exception as error:
+            logger.warning("deleting the record of %s failed (%s); the resync will retry", uid, type(error).__name__)
+            return
+        self.store.forget_record(uid)
+
+    async def forget_vanished_credentials(self) -> int:
+        """Forget credentials the store holds that the API no longer has; returns how many.
+
+        A watch that resumes after the API server restarted lists again, and a
+        listing says nothing of what was deleted meanwhile: without this, a
+        credential whose DELETED event was lost would stay in the store, keep its
+        record and be reconciled for ever. Each one missing from a metadata-only
+        listing is read once more before it is forgotten (it may have just been created).
+        """
+        vanished = 0
+        for plural in self.reconcilers:
+            listed = await self.kube.list_object_uids(plural)
+            for ref in [ref for ref in self.store.refs() if ref.plural == plural]:
+                uid = self.store.uid_of(ref)
+                if uid is None or uid in listed or not await self._is_gone(ref, uid):
+                    continue
+                logger.info("%s was deleted while no watch said so; forgetting it", ref)
+                await self.forget_credential(ref, uid)
+                vanished += 1
+        return vanished
+
+    async def _is_gone(self, ref: ObjectRef, uid: str) -> bool:
+        try:
+            body = await self.kube.get_object(ref.plural, ref.namespace, ref.name)
+        except NotFoundError:
+            return True
+        return str(body["metadata"].get("uid")) != uid
 
     async def forget_orphaned_records(self) -> int:
         """Delete the records of credentials that are gone (their deletion was missed); returns how many.

@@ -190,6 +190,9 @@ class Store:
         """The uids of every object known."""
         return set(self._uids.values())
 
+    def uid_of(self, ref: ObjectRef) -> str | None:
+        return self._uids.get(ref)
+
     def refs(self) -> list[ObjectRef]:
         """Every object known, in no particular order."""
         return list(self._bodies)

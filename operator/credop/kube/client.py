@@ -124,6 +124,25 @@ class Kube:
         listing = await self._call(self.custom.list_cluster_custom_object, GROUP, VERSION, plural)
         return list(listing.get("items") or [])
 
+    async def list_object_uids(self, plural: str, *, page: int = 1000) -> set[str]:
+        """The uids of every object of ``plural`` in the cluster: metadata only, in pages."""
+        uids: set[str] = set()
+        token: str | None = None
+        while True:
+            pages = {"limit": page, **({"_continue": token} if token else {})}
+            listing = await self._call(
+                self.custom.list_cluster_custom_object,
+                GROUP,
+                VERSION,
+                plural,
+                _headers={"Accept": PARTIAL_METADATA},
+                **pages,
+            )
+            uids.update(str(item["metadata"].get("uid")) for item in listing.get("items") or [])
+            token = (listing.get("metadata") or {}).get("continue")
+            if not token:
+                return uids
+
     # Secrets -------------------------------------------------------------------------------
     async def create_secret(self, namespace: str, body: Body) -> Body:
         return await self._call(self.core.create_namespaced_secret, namespace, body)
