@@ -124,6 +124,8 @@ class CredentialSecrets:
         tenant = await self._tenant_secret(owner, secret_name)
         if tenant is not None and delivered(tenant, record):
             return self._written(owner, replace(record, adopted=True))
+        if tenant is None:
+            await self._require_owner(owner)  # not a Secret collected with its deleted owner
         # Recorded but never delivered: nobody holds that secret, so a fresh one replaces it.
         # Nobody holds the recorded identifier either, so the fresh material is taken whole.
         fields = SecretRecord(secret_name, material.identifier, record.generation, now, request)

@@ -1,0 +1,51 @@
+"""A mint that finds its record already written never re-delivers a Secret whose owner is gone."""
+
+from __future__ import annotations
+
+import datetime
+from typing import Any
+
+import pytest
+
+from credop.controller.material import Material, Owner, SecretRecord, record_body
+from credop.controller.secrets import CredentialSecrets, OwnerGoneError
+from credop.kube.client import ConflictError, NotFoundError
+
+NOW = datetime.datetime(2030, 1, 1, tzinfo=datetime.UTC)
+OWNER = Owner(kind="ServiceAccountKey", name="ghost", namespace="team-a", uid="uid-ghost")
+
+
+class RecordOnly:
+    """credop's record of OWNER exists; its tenant Secret and OWNER itself are gone (collected with it)."""
+
+    def __init__(self) -> None:
+        recorded = SecretRecord("ghost", "crak_old", 1, NOW)
+        self.record = record_body("credop-system", OWNER, recorded, verifier="hmac-sha256$k1$x")
+        self.record["metadata"]["resourceVersion"] = "7"
+        self.created: list[str] = []
+
+    async def create_secret(self, namespace: str, body: dict[str, Any]) -> dict[str, Any]:
+        if namespace == "credop-system":
+            raise ConflictError("exists")
+        self.created.append(f"{namespace}/{body['metadata']['name']}")
+        return body
+
+    async def read_secret(self, namespace: str, name: str) -> dict[str, Any]:
+        if namespace == "credop-system":
+            return self.record
+        raise NotFoundError(name)
+
+    async def get_object(self, plural: str, namespace: str, name: str) -> dict[str, Any]:
+        raise NotFoundError(name)
+
+    async def replace_secret(self, namespace: str, name: str, body: dict[str, Any]) -> dict[str, Any]:
+        return body
+
+
+async def test_a_resumed_mint_for_a_deleted_owner_delivers_nothing() -> None:
+    kube = RecordOnly()
+    secrets = CredentialSecrets(kube, namespace="credop-system", on_written=lambda *_: None)  # type: ignore[arg-type]
+    material = Material("crak_new", "crsk_new", "hmac-sha256$k1$y", {"secretKey": "crsk_new"})
+    with pytest.raises(OwnerGoneError):
+        await secrets.mint(OWNER, "ghost", material, now=NOW)
+    assert kube.created == []
