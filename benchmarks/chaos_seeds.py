@@ -23,7 +23,12 @@ DEFAULT_SEEDS = "20261123,1,2,3,4"
 
 
 def run_seed(seed: int, count: int) -> tuple[str, float, str]:
-    env = {**os.environ, "CREDOP_CHAOS_SEED": str(seed), "CREDOP_CHAOS_COUNT": str(count)}
+    env = {
+        **os.environ,
+        "CREDOP_CHAOS_SEED": str(seed),
+        "CREDOP_CHAOS_COUNT": str(count),
+        "CREDOP_CHAOS_OPERATOR_LOG": str(RESULTS / f"chaos-{seed}-operator.log"),
+    }
     started = time.monotonic()
     result = subprocess.run(
         [sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", "tests/cluster/test_chaos.py"],
@@ -33,6 +38,7 @@ def run_seed(seed: int, count: int) -> tuple[str, float, str]:
         text=True,
     )
     elapsed = time.monotonic() - started
+    (RESULTS / f"chaos-{seed}.log").write_text(result.stdout + result.stderr)  # git-ignored: the whole run
     failure = next((line for line in result.stdout.splitlines() if line.startswith("E ")), "")
     return ("passed" if result.returncode == 0 else "FAILED"), elapsed, re.sub(r"\s+", " ", failure)[:200]
 

@@ -130,25 +130,29 @@ def operator_process(kubeconfig: Path) -> Iterator[Callable[[], None]]:
         "CREDOP_LEADER_ELECTION": "false",
         "CREDOP_RESYNC_INTERVAL": str(RESYNC_SECONDS),
     }
-    command = [sys.executable, "-m", "credop.cli", "operator", "--log-level", "WARNING"]
-    holder = {
-        "process": subprocess.Popen(command, env=env, cwd=REPO, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    }
+    command = [sys.executable, "-m", "credop.cli", "operator", "--log-level", "INFO", "--log-format", "text"]
+    path = Path(os.environ.get("CREDOP_CHAOS_OPERATOR_LOG") or kubeconfig.parent / "chaos-operator.log")
+    with path.open("ab", buffering=0) as log:  # every run of the operator, in order
+        print(f"operator log: {path}")
 
-    def kill_and_restart() -> None:
-        holder["process"].send_signal(signal.SIGKILL)
-        holder["process"].wait()
-        holder["process"] = subprocess.Popen(
-            command, env=env, cwd=REPO, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL
-        )
+        def start() -> subprocess.Popen[bytes]:
+            return subprocess.Popen(command, env=env, cwd=REPO, stdout=subprocess.DEVNULL, stderr=log)
 
-    try:
-        yield kill_and_restart
-    finally:
-        holder["process"].terminate()
-        with contextlib.suppress(subprocess.TimeoutExpired):
-            holder["process"].wait(30)
-        holder["process"].kill()
+        holder = {"process": start()}
+
+        def kill_and_restart() -> None:
+            holder["process"].send_signal(signal.SIGKILL)
+            holder["process"].wait()
+            log.write(f"--- operator killed at {time.strftime('%H:%M:%S')}, restarted ---\n".encode())
+            holder["process"] = start()
+
+        try:
+            yield kill_and_restart
+        finally:
+            holder["process"].terminate()
+            with contextlib.suppress(subprocess.TimeoutExpired):
+                holder["process"].wait(30)
+            holder["process"].kill()
 
 
 def retrying(call: Callable[[], Any]) -> Any:

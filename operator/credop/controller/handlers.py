@@ -64,7 +64,7 @@ def runtime_of(memo: Any) -> Runtime:
     return runtime
 
 
-@kopf.on.startup()
+@kopf.on.startup(backoff=2)  # the API server may be away when the operator starts: try again soon
 async def start(settings: kopf.OperatorSettings, memo: kopf.Memo, **_: Any) -> None:
     settings.posting.enabled = False
     settings.persistence.diffbase_storage = NoDiffBase()
