@@ -267,47 +267,51 @@ def test_nothing_is_lost_or_minted_twice_under_chaos() -> None:
                 wait_for(lambda: not unsettled(cluster), timeout=600, interval=2, what="every credential to settle")
             except AssertionError:
                 raise AssertionError(f"not settled after the chaos: {unsettled(cluster)[:20]}") from None
-        time.sleep(5)
-        recorder.stop.set()
+            # the checks run while the operator does: its resync sweeps the records of credentials
+            # whose deletion a kill hid (one resync interval after its last start)
+            time.sleep(5)
+            recorder.stop.set()
 
-        for namespace in NAMESPACES:
-            credentials = {
-                item["metadata"]["uid"]: item
-                for plural in ("serviceaccountkeys", "apiclients")
-                for item in cluster.custom.list_namespaced_custom_object(GROUP, VERSION, namespace, plural)["items"]
-            }
-            assert not {item["metadata"]["name"] for item in credentials.values()} & deleted[namespace]
-            wait_for(
-                lambda namespace=namespace: _no_orphans(cluster, namespace), timeout=120, what="the garbage collector"
-            )
-            secrets = cluster.core.list_namespaced_secret(
-                namespace, label_selector="app.kubernetes.io/managed-by=credop"
-            ).items
-            owners = [s.metadata.owner_references[0].uid for s in secrets]
-            assert sorted(owners) == sorted(credentials), (
-                "every credential has exactly one Secret, and every Secret an owner"
-            )
-            try:
-                records = wait_for(
-                    lambda namespace=namespace, credentials=credentials: _records_match(
-                        cluster, namespace, credentials
-                    ),
-                    timeout=RESYNC_SECONDS * 4,
-                    what="exactly one record per credential (those of deleted ones swept by the resync)",
+            for namespace in NAMESPACES:
+                credentials = {
+                    item["metadata"]["uid"]: item
+                    for plural in ("serviceaccountkeys", "apiclients")
+                    for item in cluster.custom.list_namespaced_custom_object(GROUP, VERSION, namespace, plural)["items"]
+                }
+                assert not {item["metadata"]["name"] for item in credentials.values()} & deleted[namespace]
+                wait_for(
+                    lambda namespace=namespace: _no_orphans(cluster, namespace),
+                    timeout=120,
+                    what="the garbage collector",
                 )
-            except AssertionError:
-                raise AssertionError(_records_mismatch(cluster, namespace, credentials)) from None
-            for secret in secrets:
-                owner = credentials[secret.metadata.owner_references[0].uid]
-                status = owner["status"]
-                annotations = secret.metadata.annotations
-                record = records[owner["metadata"]["uid"]]
-                assert str(status["keyGeneration"]) == annotations["credop.dev/key-generation"]
-                assert str(status["keyGeneration"]) == record["credop.dev/key-generation"]
-                if owner["kind"] == "ServiceAccountKey":
-                    assert status["accessKeyId"] == annotations["credop.dev/access-key-id"]
-                    assert status["accessKeyId"] == base64.b64decode(secret.data["accessKeyId"]).decode()
-                    assert status["accessKeyId"] == record["credop.dev/identifier"]
+                secrets = cluster.core.list_namespaced_secret(
+                    namespace, label_selector="app.kubernetes.io/managed-by=credop"
+                ).items
+                owners = [s.metadata.owner_references[0].uid for s in secrets]
+                assert sorted(owners) == sorted(credentials), (
+                    "every credential has exactly one Secret, and every Secret an owner"
+                )
+                try:
+                    records = wait_for(
+                        lambda namespace=namespace, credentials=credentials: _records_match(
+                            cluster, namespace, credentials
+                        ),
+                        timeout=RESYNC_SECONDS * 4,
+                        what="exactly one record per credential (those of deleted ones swept by the resync)",
+                    )
+                except AssertionError:
+                    raise AssertionError(_records_mismatch(cluster, namespace, credentials)) from None
+                for secret in secrets:
+                    owner = credentials[secret.metadata.owner_references[0].uid]
+                    status = owner["status"]
+                    annotations = secret.metadata.annotations
+                    record = records[owner["metadata"]["uid"]]
+                    assert str(status["keyGeneration"]) == annotations["credop.dev/key-generation"]
+                    assert str(status["keyGeneration"]) == record["credop.dev/key-generation"]
+                    if owner["kind"] == "ServiceAccountKey":
+                        assert status["accessKeyId"] == annotations["credop.dev/access-key-id"]
+                        assert status["accessKeyId"] == base64.b64decode(secret.data["accessKeyId"]).decode()
+                        assert status["accessKeyId"] == record["credop.dev/identifier"]
         assert len(recorder.creates) >= COUNT * 0.8, "the Secret watch missed creations"
         twice = {key: len(values) for key, values in recorder.values.items() if len(values) > 1}
         assert not twice, f"secrets minted twice for the same generation: {twice}: " + "; ".join(
