@@ -7,7 +7,7 @@ from typing import Any
 
 import pytest
 
-from credop.controller.material import Material, Owner, SecretRecord, record_body
+from credop.controller.material import Material, Owner, SecretRecord, record_body, tenant_secret_body
 from credop.controller.secrets import CredentialSecrets, OwnerGoneError
 from credop.kube.client import ConflictError, NotFoundError
 
@@ -48,4 +48,43 @@ async def test_a_resumed_mint_for_a_deleted_owner_delivers_nothing() -> None:
     material = Material("crak_new", "crsk_new", "hmac-sha256$k1$y", {"secretKey": "crsk_new"})
     with pytest.raises(OwnerGoneError):
         await secrets.mint(OWNER, "ghost", material, now=NOW)
+    assert kube.created == []
+
+
+class CollectedDuringRotation(RecordOnly):
+    """OWNER's Secret is read, then collected with OWNER (deleted meanwhile) before the rotation delivers."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        recorded = SecretRecord("ghost", "crak_old", 1, NOW)
+        material = Material("crak_old", "crsk_old", "hmac-sha256$k1$x", {"secretKey": "crsk_old"})
+        self.tenant = tenant_secret_body(OWNER, "ghost", material, generation=1, minted_at=NOW, request=None)
+        self.tenant["metadata"]["resourceVersion"] = "3"
+        assert recorded.generation == 1
+
+    async def read_secret(self, namespace: str, name: str) -> dict[str, Any]:
+        if namespace == "credop-system":
+            return self.record
+        return self.tenant
+
+    async def replace_secret(self, namespace: str, name: str, body: dict[str, Any]) -> dict[str, Any]:
+        if namespace == "credop-system":
+            return body
+        raise NotFoundError(name)
+
+
+async def test_a_rotation_whose_secret_was_collected_meanwhile_creates_nothing() -> None:
+    kube = CollectedDuringRotation()
+    secrets = CredentialSecrets(kube, namespace="credop-system", on_written=lambda *_: None)  # type: ignore[arg-type]
+    material = Material("crak_old", "crsk_new", "hmac-sha256$k1$y", {"secretKey": "crsk_new"})
+    with pytest.raises(OwnerGoneError):
+        await secrets.rotate(
+            OWNER,
+            "ghost",
+            request="manual:r1",
+            make_material=lambda _identifier: material,
+            now=NOW,
+            grace=datetime.timedelta(0),
+            generation=1,
+        )
     assert kube.created == []

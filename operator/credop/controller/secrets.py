@@ -186,11 +186,18 @@ class CredentialSecrets:
         )
         body["metadata"]["resourceVersion"] = existing["metadata"]["resourceVersion"]
         await self._kube.replace_secret(self.namespace, names.record_name(owner.uid), body)
-        await self._deliver(owner, fields, material)
+        await self._deliver(owner, fields, material, replacing=tenant)
         return self._written(owner, fields)
 
-    async def _deliver(self, owner: Owner, fields: SecretRecord, material: Material) -> None:
-        """Write the tenant's Secret: create it, or replace the one credop owns."""
+    async def _deliver(
+        self, owner: Owner, fields: SecretRecord, material: Material, *, replacing: Body | None = None
+    ) -> None:
+        """Write the tenant's Secret: create it, or replace the one credop owns.
+
+        ``replacing`` is the tenant's Secret as read before this rotation: it is
+        replaced, never created again, so a Secret collected with its owner since
+        (the credential deleted meanwhile) is not brought back for a moment.
+        """
         body = tenant_secret_body(
             owner,
             fields.name,
@@ -199,15 +206,24 @@ class CredentialSecrets:
             minted_at=fields.minted_at,
             request=fields.request,
         )
-        try:
-            await self._kube.create_secret(owner.namespace, body)
-            return
-        except ConflictError:
-            existing = await self._kube.read_secret(owner.namespace, fields.name)
+        if replacing is not None:
+            existing = replacing
+        else:
+            try:
+                await self._kube.create_secret(owner.namespace, body)
+                return
+            except ConflictError:
+                existing = await self._kube.read_secret(owner.namespace, fields.name)
         if not owned_by(existing, owner):
             raise SecretConflictError(f'Secret "{fields.name}" already exists and is not owned by this {owner.kind}')
         body["metadata"]["resourceVersion"] = existing["metadata"]["resourceVersion"]
-        await self._kube.replace_secret(owner.namespace, fields.name, body)
+        try:
+            await self._kube.replace_secret(owner.namespace, fields.name, body)
+        except NotFoundError:
+            await self._require_owner(owner)  # gone with its owner: nothing to deliver
+            await self._deliver(owner, fields, material)  # deleted by someone else: deliver afresh
+        except ConflictError:
+            await self._deliver(owner, fields, material)  # changed since it was read: read it again
 
     async def _tenant_secret(self, owner: Owner, secret_name: str) -> Body | None:
         """The tenant's Secret if it exists and is this credential's; raises when another owns the name."""
