@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
+from typing import Any
 
 import pytest
 from hypothesis import given
@@ -58,6 +59,18 @@ def test_a_token_never_covers_an_account_no_role_entry_granted(roles: Sequence[t
             assert set(covered) == {account for scope in entries for account in scope}
 
 
+def claims_of(subject: TokenSubject) -> dict[str, Any]:
+    return access_token_claims(
+        subject,
+        issuer="https://credop",
+        audience="https://credop",
+        scopes=("read",),
+        now=EPOCH,
+        lifetime_seconds=60,
+        jti="j",
+    )
+
+
 def test_access_tokens_carry_the_accounts_of_each_role() -> None:
     subject = TokenSubject(
         namespace="team-a",
@@ -68,30 +81,14 @@ def test_access_tokens_carry_the_accounts_of_each_role() -> None:
         roles=("CloudAccountViewer",),
         role_accounts={"CloudAccountViewer": ("acct-1",)},
     )
-    claims = access_token_claims(
-        subject,
-        issuer="https://credop",
-        audience="https://credop",
-        scopes=("read",),
-        now=EPOCH,
-        lifetime_seconds=60,
-        jti="j",
-    )
+    claims = claims_of(subject)
     assert claims["roles"] == ["CloudAccountViewer"]
     assert claims[ROLE_ACCOUNTS_CLAIM] == {"CloudAccountViewer": ["acct-1"]}
 
 
 def test_a_client_without_roles_carries_no_role_claims() -> None:
     subject = TokenSubject(namespace="t", kind="ApiClient", name="c", client_id="t/c", subject="t/c")
-    claims = access_token_claims(
-        subject,
-        issuer="https://credop",
-        audience="https://credop",
-        scopes=("read",),
-        now=EPOCH,
-        lifetime_seconds=60,
-        jti="j",
-    )
+    claims = claims_of(subject)
     assert "roles" not in claims and ROLE_ACCOUNTS_CLAIM not in claims
 
 
