@@ -88,3 +88,40 @@ async def test_a_rotation_whose_secret_was_collected_meanwhile_creates_nothing()
             generation=1,
         )
     assert kube.created == []
+
+
+class RewrittenOnEveryWrite(CollectedDuringRotation):
+    """The tenant rewrites its Secret between every read and write credop makes (each replace conflicts)."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.replaces = 0
+
+    async def get_object(self, plural: str, namespace: str, name: str) -> dict[str, Any]:
+        return {"metadata": {"uid": OWNER.uid}}
+
+    async def create_secret(self, namespace: str, body: dict[str, Any]) -> dict[str, Any]:
+        raise ConflictError("exists")  # the record and the tenant's Secret both exist
+
+    async def replace_secret(self, namespace: str, name: str, body: dict[str, Any]) -> dict[str, Any]:
+        if namespace == "credop-system":
+            return body
+        self.replaces += 1
+        raise ConflictError("changed")
+
+
+async def test_a_secret_rewritten_on_every_write_is_left_to_a_later_reconcile() -> None:
+    kube = RewrittenOnEveryWrite()
+    secrets = CredentialSecrets(kube, namespace="credop-system", on_written=lambda *_: None)  # type: ignore[arg-type]
+    material = Material("crak_old", "crsk_new", "hmac-sha256$k1$y", {"secretKey": "crsk_new"})
+    with pytest.raises(ConflictError):
+        await secrets.rotate(
+            OWNER,
+            "ghost",
+            request="manual:r1",
+            make_material=lambda _identifier: material,
+            now=NOW,
+            grace=datetime.timedelta(0),
+            generation=1,
+        )
+    assert kube.replaces == 2 and kube.created == []

@@ -219,11 +219,12 @@ class CredentialSecrets:
         body["metadata"]["resourceVersion"] = existing["metadata"]["resourceVersion"]
         try:
             await self._kube.replace_secret(owner.namespace, fields.name, body)
-        except NotFoundError:
-            await self._require_owner(owner)  # gone with its owner: nothing to deliver
-            await self._deliver(owner, fields, material)  # deleted by someone else: deliver afresh
-        except ConflictError:
-            await self._deliver(owner, fields, material)  # changed since it was read: read it again
+        except (NotFoundError, ConflictError) as changed:
+            if replacing is None:
+                raise  # the reconcile tries again later: a tenant rewriting its Secret cannot make this spin
+            if isinstance(changed, NotFoundError):
+                await self._require_owner(owner)  # gone with its owner: nothing to deliver
+            await self._deliver(owner, fields, material)  # deleted or changed since it was read: once more
 
     async def _tenant_secret(self, owner: Owner, secret_name: str) -> Body | None:
         """The tenant's Secret if it exists and is this credential's; raises when another owns the name."""
