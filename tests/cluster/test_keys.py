@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import datetime
 import json
 import time
+from collections.abc import Iterator
 from typing import Any
 
 import jwt
@@ -288,20 +290,27 @@ def test_a_rotate_annotation_present_at_creation_is_met_by_the_first_secret(clus
     assert rotated["keyGeneration"] == 2
 
 
-def test_a_swallowed_event_is_made_good_by_the_periodic_resync(cluster: Cluster, operator: Any, namespace: str) -> None:
-    """Every watch event after the mint is dropped; the resync still finds the rotation request."""
+@contextlib.contextmanager
+def resyncing_every_2_seconds(cluster: Cluster, operator: Any) -> Iterator[OperatorThread]:
+    """An operator of the test's own, resyncing every 2 s, while the session's operator is paused."""
     config = dataclasses.replace(operator.thread.config, resync_interval=2.0)
     with operator.paused():
         lossy = OperatorThread(cluster.kubeconfig, config=config).start()
         try:
-            cluster.apply(key_manifest("lossy", namespace))
-            wait_status(cluster, namespace, "lossy", active)
-            assert lossy.runtime is not None
-            lossy.runtime.store.is_own_write = lambda ref, body: True  # type: ignore[method-assign]
-            cluster.kubectl("annotate", "sak", "lossy", "-n", namespace, "credop.dev/rotate=r1")
-            status = wait_status(cluster, namespace, "lossy", lambda s: s.get("rotateHandled") == "manual:r1")
+            yield lossy
         finally:
             lossy.stop()
+
+
+def test_a_swallowed_event_is_made_good_by_the_periodic_resync(cluster: Cluster, operator: Any, namespace: str) -> None:
+    """Every watch event after the mint is dropped; the resync still finds the rotation request."""
+    with resyncing_every_2_seconds(cluster, operator) as lossy:
+        cluster.apply(key_manifest("lossy", namespace))
+        wait_status(cluster, namespace, "lossy", active)
+        assert lossy.runtime is not None
+        lossy.runtime.store.is_own_write = lambda ref, body: True  # type: ignore[method-assign]
+        cluster.kubectl("annotate", "sak", "lossy", "-n", namespace, "credop.dev/rotate=r1")
+        status = wait_status(cluster, namespace, "lossy", lambda s: s.get("rotateHandled") == "manual:r1")
     assert status["keyGeneration"] == 2
 
 
@@ -310,28 +319,23 @@ def test_a_deletion_no_watch_reported_is_made_good_by_the_periodic_resync(
 ) -> None:
     """The key's DELETED event is lost (as after an API server restart: the watch lists again, and a
     listing says nothing of what went); the resync finds the key gone and deletes its record."""
-    config = dataclasses.replace(operator.thread.config, resync_interval=2.0)
-    with operator.paused():
-        lossy = OperatorThread(cluster.kubeconfig, config=config).start()
-        try:
-            cluster.apply(key_manifest("ghost", namespace))
-            wait_status(cluster, namespace, "ghost", active)
-            uid = cluster.get(SAK, namespace, "ghost")["metadata"]["uid"]
-            assert lossy.runtime is not None
-            forget, lost = lossy.runtime.forget_credential, []
+    with resyncing_every_2_seconds(cluster, operator) as lossy:
+        cluster.apply(key_manifest("ghost", namespace))
+        wait_status(cluster, namespace, "ghost", active)
+        uid = cluster.get(SAK, namespace, "ghost")["metadata"]["uid"]
+        assert lossy.runtime is not None
+        forget, lost = lossy.runtime.forget_credential, []
 
-            async def lose_the_first(ref: Any, uid: str) -> None:
-                if not lost:
-                    lost.append(ref)
-                    return
-                await forget(ref, uid)
+        async def lose_the_first(ref: Any, uid: str) -> None:
+            if not lost:
+                lost.append(ref)
+                return
+            await forget(ref, uid)
 
-            lossy.runtime.forget_credential = lose_the_first  # type: ignore[method-assign]
-            cluster.custom.delete_namespaced_custom_object("credop.dev", "v1alpha1", namespace, SAK, "ghost")
-            record = f"credop-record-{uid}"
-            wait_gone(lambda: cluster.core.read_namespaced_secret(record, OPERATOR_NAMESPACE), what="the record")
-        finally:
-            lossy.stop()
+        lossy.runtime.forget_credential = lose_the_first  # type: ignore[method-assign]
+        cluster.custom.delete_namespaced_custom_object("credop.dev", "v1alpha1", namespace, SAK, "ghost")
+        record = f"credop-record-{uid}"
+        wait_gone(lambda: cluster.core.read_namespaced_secret(record, OPERATOR_NAMESPACE), what="the record")
     assert [ref.name for ref in lost] == ["ghost"]
 
 

@@ -185,6 +185,7 @@ class Runtime:
         return vanished
 
     async def _is_gone(self, ref: ObjectRef, uid: str) -> bool:
+        """Whether ``ref`` no longer names the object ``uid`` (deleted, or re-created as another)."""
         try:
             body = await self.kube.get_object(ref.plural, ref.namespace, ref.name)
         except NotFoundError:
@@ -215,13 +216,10 @@ class Runtime:
         return forgotten
 
     async def _owner_is_gone(self, uid: str, owner: str) -> bool:
+        """Whether no credential of any kind named ``owner`` (``namespace/name``) has ``uid``."""
         namespace, _, name = owner.partition("/")
         for plural in self.reconcilers:
-            try:
-                body = await self.kube.get_object(plural, namespace, name)
-            except NotFoundError:
-                continue
-            if body["metadata"].get("uid") == uid:
+            if not await self._is_gone(ObjectRef(plural, namespace, name), uid):
                 return False
         return True
 
