@@ -147,7 +147,7 @@ class AccessTokens:
         if issued_before_invalidation(claims, credential.invalid_before()):
             return None
         scopes = effective_scopes(str(claims.get("scope", "")), self.view.allowed_scopes(credential))
-        allowed_accounts = accounts_by_role([(role.name, role.scope) for role in credential.roles])
+        allowed_accounts = self._subject(credential).role_accounts or {}  # computed once per credential record
         return ActiveToken(claims, credential, scopes, narrowed_accounts(granted_accounts(claims), allowed_accounts))
 
     def key_of_key_token(self, token: str) -> Credential | None:
