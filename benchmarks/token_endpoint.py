@@ -54,15 +54,9 @@ TOKEN_GOAL, P99_GOAL = 0.6, 1.5
 # The server (child processes) --------------------------------------------------------------
 def _log_as_shipped() -> None:
     """INFO JSON lines, as ``credop service`` writes them (audit lines included), into a file."""
-    import logging
+    from credop.logs import configure_logging
 
-    from credop.logs import JsonFormatter
-
-    handler = logging.FileHandler(HERE / "results" / "token_endpoint.log", mode="w")
-    handler.setFormatter(JsonFormatter())
-    root = logging.getLogger()
-    root.handlers[:] = [handler]
-    root.setLevel(logging.INFO)
+    configure_logging(level="INFO", stream=(HERE / "results" / "token_endpoint.log").open("w"))
 
 
 def _serve(port: int, workers: int) -> None:

@@ -11,6 +11,8 @@ import logging
 from collections.abc import Mapping, Sequence
 from typing import Any
 
+from credop.logs import write_json_line
+
 logger = logging.getLogger("credop.audit")
 
 
@@ -20,7 +22,9 @@ def record(action: str, *, kind: str, namespace: str, name: str, **fields: Any) 
         return
     audit = {"action": action, "kind": kind, "namespace": namespace, "name": name}
     audit.update({key: value for key, value in fields.items() if value is not None})
-    logger.info("audit: %s %s %s/%s", action, kind, namespace, name, extra={"audit": audit})
+    message = f"audit: {action} {kind} {namespace}/{name}"
+    if not write_json_line(logger, message, fields={"audit": audit}):
+        logger.info("%s", message, extra={"audit": audit})
 
 
 def token_issued(*, credential: Any, claims: Mapping[str, Any], scopes: Sequence[str]) -> None:
