@@ -25,7 +25,7 @@ async def run_until(scheduler: Scheduler[str], fired: list[str], count: int) -> 
 async def test_fires_in_deadline_order_not_schedule_order() -> None:
     fired: list[str] = []
 
-    async def record(ref: str, lateness: float) -> None:
+    async def record(ref: str, lateness: float | None) -> None:
         fired.append(ref)
 
     scheduler: Scheduler[str] = Scheduler(record, concurrency=1)
@@ -40,7 +40,7 @@ async def test_fires_in_deadline_order_not_schedule_order() -> None:
 async def test_rescheduling_replaces_and_none_cancels() -> None:
     fired: list[str] = []
 
-    async def record(ref: str, lateness: float) -> None:
+    async def record(ref: str, lateness: float | None) -> None:
         fired.append(ref)
 
     scheduler: Scheduler[str] = Scheduler(record)
@@ -59,7 +59,7 @@ async def test_rescheduling_replaces_and_none_cancels() -> None:
 async def test_an_earlier_deadline_wakes_a_sleeping_scheduler() -> None:
     fired: list[str] = []
 
-    async def record(ref: str, lateness: float) -> None:
+    async def record(ref: str, lateness: float | None) -> None:
         fired.append(ref)
 
     scheduler: Scheduler[str] = Scheduler(record)
@@ -76,7 +76,7 @@ async def test_an_earlier_deadline_wakes_a_sleeping_scheduler() -> None:
 
 
 async def test_a_failing_check_is_retried_later() -> None:
-    async def fail(ref: str, lateness: float) -> None:
+    async def fail(ref: str, lateness: float | None) -> None:
         raise RuntimeError("API down")
 
     scheduler: Scheduler[str] = Scheduler(fail)
@@ -92,7 +92,7 @@ async def test_a_failing_check_is_retried_later() -> None:
 
 
 def test_many_reschedules_keep_the_heap_small() -> None:
-    async def noop(ref: str, lateness: float) -> None:
+    async def noop(ref: str, lateness: float | None) -> None:
         return None
 
     scheduler: Scheduler[int] = Scheduler(noop)
@@ -105,7 +105,7 @@ def test_many_reschedules_keep_the_heap_small() -> None:
 
 
 def test_schedule_by_keeps_an_earlier_deadline_and_brings_a_later_one_forward() -> None:
-    async def ignore(ref: str, lateness: float) -> None:
+    async def ignore(ref: str, lateness: float | None) -> None:
         return None
 
     scheduler: Scheduler[str] = Scheduler(ignore)
@@ -118,3 +118,52 @@ def test_schedule_by_keeps_an_earlier_deadline_and_brings_a_later_one_forward() 
     assert scheduler.due_at("soon") == now + 10 * MS
     assert scheduler.due_at("late") == now + 500 * MS
     assert scheduler.due_at("new") == now + 500 * MS
+
+
+async def test_only_a_deadline_reports_its_lateness() -> None:
+    """A look asked for soon (an event, a resync, a retry) waits its turn; that wait is no deadline missed."""
+    lateness: dict[str, float | None] = {}
+
+    async def record(ref: str, late: float | None) -> None:
+        lateness[ref] = late
+
+    scheduler: Scheduler[str] = Scheduler(record)
+    past = utc_now() - datetime.timedelta(seconds=3)
+    scheduler.schedule("deadline", past)
+    scheduler.schedule("soon", past, deadline=False)
+    scheduler.schedule_by("resync", past)
+    scheduler.schedule("was soon, now a deadline", past, deadline=False)
+    scheduler.schedule("was soon, now a deadline", past)
+    task = asyncio.create_task(scheduler.run())
+    async with asyncio.timeout(5):
+        while len(lateness) < 4:
+            await asyncio.sleep(0.005)
+    task.cancel()
+    assert lateness["soon"] is None and lateness["resync"] is None
+    assert (lateness["deadline"] or 0) >= 3 and (lateness["was soon, now a deadline"] or 0) >= 3
+
+
+async def test_no_more_checks_start_than_the_concurrency_however_many_are_due() -> None:
+    """100,000 objects due at once used to become 100,000 tasks waiting for a slot."""
+    release = asyncio.Event()
+    in_flight, most, done = [0], [0], []
+
+    async def slow(ref: int, lateness: float | None) -> None:
+        in_flight[0] += 1
+        most[0] = max(most[0], in_flight[0])
+        await release.wait()
+        in_flight[0] -= 1
+        done.append(ref)
+
+    scheduler: Scheduler[int] = Scheduler(slow, concurrency=4)
+    for ref in range(200):
+        scheduler.schedule(ref, utc_now(), deadline=False)
+    task = asyncio.create_task(scheduler.run())
+    await asyncio.sleep(0.05)
+    assert in_flight[0] == 4 and len(scheduler._running) == 4 and len(scheduler) == 196
+    release.set()
+    async with asyncio.timeout(5):
+        while len(done) < 200:
+            await asyncio.sleep(0.005)
+    task.cancel()
+    assert most[0] == 4 and sorted(done) == list(range(200))

@@ -47,7 +47,7 @@ def test_credops_own_status_write_after_it_is_unchanged() -> None:
     assert not store.unchanged_since_reconcile(REF)
 
 
-def test_secrets_policies_and_the_keyring_count() -> None:
+def test_a_policy_in_its_namespace_and_the_keyring_count() -> None:
     store = Store()
     reconciled(store, "1")
     store.touch("team-b")
@@ -59,6 +59,38 @@ def test_secrets_policies_and_the_keyring_count() -> None:
     assert not store.unchanged_since_reconcile(REF)
     reconciled(store, "1")
     store.touch()
+    assert not store.unchanged_since_reconcile(REF)
+
+
+def test_its_own_secret_counts_and_another_credentials_secret_beside_it_does_not() -> None:
+    """At 100,000 keys in one namespace, each Secret event used to make every key there count as changed."""
+    store = Store()
+    reconciled(store, "1")
+    for other in range(1000):
+        store.touch_secret("team-a", f"other-{other}")
+    store.touch_secret("team-b", "ci")
+    assert store.unchanged_since_reconcile(REF)
+    store.touch_secret("team-a", "ci")
+    assert not store.unchanged_since_reconcile(REF)
+
+
+def test_the_secret_that_counts_is_the_one_spec_secret_name_names() -> None:
+    store = Store()
+    named = body("1")
+    named["spec"] = {"secretName": "ci-credentials"}
+    store.remember(REF, named)
+    store.note_reconciled(REF, store.version(REF), store.epoch(REF))
+    store.touch_secret("team-a", "ci-credentials")
+    assert not store.unchanged_since_reconcile(REF)
+
+
+def test_its_own_record_counts_and_another_credentials_record_does_not() -> None:
+    store = Store()
+    reconciled(store, "1")
+    for other in range(1000):
+        store.touch_record(f"u-other-{other}")
+    assert store.unchanged_since_reconcile(REF)
+    store.touch_record("u-1")
     assert not store.unchanged_since_reconcile(REF)
 
 

@@ -223,11 +223,17 @@ async def _credential_event(plural: str, event: kopf.RawEvent, memo: kopf.Memo) 
     runtime.store.remember(ref, dict(body))
     if runtime.store.is_own_write(ref, body):
         return  # the status credop just wrote: nothing new to act on
+    if event["type"] is None:
+        # A listing (startup, a watch listing again): queued for the scheduler, so kopf's
+        # per-object workers end now and the parsed bodies of 100,000 objects are not all
+        # held at once waiting for their reconciles.
+        runtime.reconcile_soon(ref)
+        return
     try:
         await runtime.reconcile(ref)
     except Exception as error:
         logger.warning("reconciling %s failed (%s: %s); retrying", ref, type(error).__name__, error)
-        runtime.scheduler.schedule(ref, runtime.now() + RETRY_AFTER)
+        runtime.scheduler.schedule(ref, runtime.now() + RETRY_AFTER, deadline=False)
 
 
 @kopf.on.event(GROUP, VERSION, names.SERVICE_ACCOUNT_KEYS)
@@ -269,30 +275,38 @@ async def _write_policy_status(runtime: Runtime, body: dict[str, Any], error: st
     await runtime.status.apply(names.KEY_POLICIES, body, desired)
 
 
+_LISTED = (None, "ADDED")
+"""Event types a listing (kopf's ``None``) or a watch's start (``ADDED``) sends for objects that exist."""
+
+
 @kopf.on.event("v1", "secrets")
 async def secret_event(event: kopf.RawEvent, memo: kopf.Memo, **_: Any) -> None:
     """Track which credential Secrets exist (by name; their data is not kept) and notice deletions."""
     runtime = runtime_of(memo)
     meta = cast(dict[str, Any], event["object"]["metadata"])
     if meta.get("namespace") == runtime.config.namespace and meta.get("name") == runtime.config.keys_secret:
-        runtime.store.touch()
+        before = runtime.keyring, runtime.keyring_missing
         await _keyring_event(runtime, event)
+        if (runtime.keyring, runtime.keyring_missing) != before:
+            runtime.store.touch()  # every credential reads the keyring; a listing that repeats it moves nothing
         return
     if _is_record(runtime, meta):
-        recorded_for = RecordInfo.of(meta.get("annotations") or {}).owner
-        runtime.store.touch(recorded_for.partition("/")[0] if "/" in recorded_for else None)
-        _note_record(runtime, meta, deleted=event["type"] == "DELETED")
-        return
-    runtime.store.touch(meta.get("namespace"))
-    owner = _credential_owner(meta)
-    if owner is None:
+        _note_record(runtime, meta, deleted=event["type"] == "DELETED", listed=event["type"] in _LISTED)
         return
     key = (meta["namespace"], meta["name"])
+    owner = _credential_owner(meta)
+    if owner is None:
+        runtime.store.touch_secret(*key)
+        return
+    known = runtime.store.secret_exists(*key)
     if event["type"] == "DELETED":
         runtime.store.forget_secret(*key)
-        runtime.reconcile_soon(owner)
-    elif not runtime.store.secret_exists(*key):
+    elif not known:
         _remember_secret(runtime, meta)
+    if known and event["type"] in _LISTED:
+        return  # listed again (a restarted watch) as the store already knows it: nothing a reconcile reads moved
+    runtime.store.touch_secret(*key)
+    if event["type"] == "DELETED" or not known:
         runtime.reconcile_soon(owner)
 
 
@@ -301,12 +315,20 @@ def _is_record(runtime: Runtime, meta: dict[str, Any]) -> bool:
     return meta.get("namespace") == runtime.config.namespace and names.RECORD_LABEL in (meta.get("labels") or {})
 
 
-def _note_record(runtime: Runtime, meta: dict[str, Any], *, deleted: bool) -> None:
+def _note_record(runtime: Runtime, meta: dict[str, Any], *, deleted: bool, listed: bool = False) -> None:
+    """Keep what a record Secret says; move its owner's counter unless a listing repeats what the store has."""
     uid = (meta.get("labels") or {}).get(names.OWNER_UID_LABEL, "")
+    info = RecordInfo.of(meta.get("annotations") or {})
+    if not uid:
+        runtime.store.touch(info.owner.partition("/")[0] if "/" in info.owner else None)
+        return
+    unchanged = listed and runtime.store.records.get(uid) == info
     if deleted:
         runtime.store.forget_record(uid)
-    elif uid:
-        runtime.store.note_record(uid, RecordInfo.of(meta.get("annotations") or {}))
+    else:
+        runtime.store.note_record(uid, info)
+    if not unchanged:
+        runtime.store.touch_record(uid)
 
 
 def _credential_owner(meta: dict[str, Any]) -> ObjectRef | None:

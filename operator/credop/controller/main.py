@@ -15,6 +15,7 @@ from wsgiref.simple_server import WSGIServer
 
 import kopf
 import prometheus_client
+from kopf._core.reactor.inventory import ResourceMemories, ResourceMemory  # the type of kopf.operator(memories=)
 
 from credop.clock import Clock, utc_now
 from credop.config import Config
@@ -45,6 +46,27 @@ def login(memo: kopf.Memo, **kwargs: Any) -> kopf.ConnectionInfo:
     )
 
 
+class ForgetfulMemories(ResourceMemories):
+    """kopf's per-object memory, made afresh for each event and never kept.
+
+    kopf keeps a memory per object it has seen (about 1 KB: a memo copy, an error
+    throttler, daemon and index state) for change handlers, daemons, timers and
+    indexes. credop uses none of them: its event handlers read and write the
+    store. At 100,000 credentials kopf would keep 300,000 memories (each
+    credential, its Secret and its record), some 300 MB, for nothing.
+    """
+
+    async def recall(
+        self,
+        raw_body: Any,
+        *,
+        memobase: Any = None,
+        noticed_by_listing: bool = False,
+        ephemeral: bool = False,
+    ) -> ResourceMemory:
+        return await super().recall(raw_body, memobase=memobase, noticed_by_listing=noticed_by_listing, ephemeral=True)
+
+
 def build_runtime(config: Config, *, clock: Clock = utc_now) -> Runtime:
     return Runtime(config=config, kube=Kube(load_configuration(config.kubeconfig)), clock=clock)
 
@@ -72,6 +94,7 @@ async def run_operator(
             clusterwide=True,
             standalone=True,
             memo=kopf.Memo(runtime=runtime),
+            memories=ForgetfulMemories(),
             stop_flag=stop,
             ready_flag=ready_flag,
             liveness_endpoint=f"http://0.0.0.0:{config.health_port}/healthz" if config.health_port else None,

@@ -81,8 +81,9 @@ class Runtime:
         """The credential service's CA for clients (``tokenCA``): the one credop keeps, else the mounted file."""
         return self.service_ca or self.config.service_ca()
 
-    async def _fire(self, ref: ObjectRef, lateness: float) -> None:
-        self.metrics.lateness.observe(lateness)
+    async def _fire(self, ref: ObjectRef, lateness: float | None) -> None:
+        if lateness is not None:
+            self.metrics.lateness.observe(lateness)
         await self.reconcile(ref)
 
     async def reconcile(self, ref: ObjectRef) -> None:
@@ -102,7 +103,7 @@ class Runtime:
 
     def reconcile_soon(self, ref: ObjectRef) -> None:
         """Ask the scheduler to look at ``ref`` now (e.g. its policy or Secret changed)."""
-        self.scheduler.schedule(ref, self.now())
+        self.scheduler.schedule(ref, self.now(), deadline=False)
 
     def start(self, *extra: Callable[[], Coroutine[Any, Any, None]]) -> None:
         for runner in (self.scheduler.run, self.events.run, self.notifier.run, self._resync, *extra):

@@ -4,7 +4,13 @@ Event handlers tell it the next instant each object needs a look
 (:meth:`Scheduler.schedule`); it sleeps until the earliest, then calls the
 callback for each due object. A later call for the same object replaces the
 earlier one (stale heap entries are skipped when popped), so memory is one
-heap entry per pending object rather than a task per object.
+heap entry per pending object rather than a task per object; and no more
+callbacks start than ``concurrency`` (100,000 objects due at once are popped
+as slots free, not turned into 100,000 waiting tasks).
+
+Only a deadline (``schedule(..., deadline=True)``, the default) reports its
+lateness to the callback; a look asked for "soon" (an event, a resync, a
+retry) reports ``None``: its wait in the queue is not a deadline missed.
 """
 
 from __future__ import annotations
@@ -25,11 +31,12 @@ Ref = TypeVar("Ref", bound=Hashable)
 
 
 class Scheduler(Generic[Ref]):
-    """Calls ``callback(ref, lateness_seconds)`` once at (or just after) the instant last scheduled for ``ref``."""
+    """Calls ``callback(ref, lateness_seconds)`` once at (or just after) the instant last scheduled for ``ref``
+    (lateness ``None`` unless that instant was a deadline)."""
 
     def __init__(
         self,
-        callback: Callable[[Ref, float], Awaitable[None]],
+        callback: Callable[[Ref, float | None], Awaitable[None]],
         *,
         clock: Clock = utc_now,
         concurrency: int = 32,
@@ -38,9 +45,11 @@ class Scheduler(Generic[Ref]):
         self._clock = clock
         self._heap: list[tuple[datetime.datetime, int, Ref]] = []
         self._due: dict[Ref, datetime.datetime] = {}
+        self._soon: set[Ref] = set()
+        """Objects whose pending look is not a deadline."""
         self._counter = itertools.count()
         self._wakeup = asyncio.Event()
-        self._slots = asyncio.Semaphore(concurrency)
+        self._concurrency = concurrency
         self._running: set[asyncio.Task[None]] = set()
 
     def __len__(self) -> int:
@@ -49,11 +58,16 @@ class Scheduler(Generic[Ref]):
     def due_at(self, ref: Ref) -> datetime.datetime | None:
         return self._due.get(ref)
 
-    def schedule(self, ref: Ref, when: datetime.datetime | None) -> None:
+    def schedule(self, ref: Ref, when: datetime.datetime | None, *, deadline: bool = True) -> None:
         """Look at ``ref`` at ``when``; ``None`` cancels. Replaces any earlier schedule for ``ref``."""
         if when is None:
             self._due.pop(ref, None)
+            self._soon.discard(ref)
             return
+        if deadline:
+            self._soon.discard(ref)
+        else:
+            self._soon.add(ref)
         if self._due.get(ref) == when:
             return
         self._due[ref] = when
@@ -63,10 +77,10 @@ class Scheduler(Generic[Ref]):
         self._compact_if_sparse()
 
     def schedule_by(self, ref: Ref, when: datetime.datetime) -> None:
-        """Look at ``ref`` no later than ``when`` (an earlier schedule stays)."""
+        """Look at ``ref`` no later than ``when`` (an earlier schedule stays); not a deadline."""
         due = self._due.get(ref)
         if due is None or due > when:
-            self.schedule(ref, when)
+            self.schedule(ref, when, deadline=False)
 
     def cancel(self, ref: Ref) -> None:
         self.schedule(ref, None)
@@ -89,7 +103,7 @@ class Scheduler(Generic[Ref]):
     async def _sleep_until_next(self) -> None:
         self._wakeup.clear()
         timeout = None
-        if self._heap:
+        if self._heap and len(self._running) < self._concurrency:
             timeout = max(0.0, (self._heap[0][0] - self._clock()).total_seconds())
         if timeout == 0.0:
             return
@@ -98,23 +112,28 @@ class Scheduler(Generic[Ref]):
 
     def _fire_due(self) -> None:
         now = self._clock()
-        while self._heap and self._heap[0][0] <= now:
+        while self._heap and self._heap[0][0] <= now and len(self._running) < self._concurrency:
             when, _, ref = heapq.heappop(self._heap)
             if self._due.get(ref) != when:
                 continue
             del self._due[ref]
-            task = asyncio.create_task(self._invoke(ref, (now - when).total_seconds()))
+            lateness = None if ref in self._soon else (now - when).total_seconds()
+            self._soon.discard(ref)
+            task = asyncio.create_task(self._invoke(ref, lateness))
             self._running.add(task)
-            task.add_done_callback(self._running.discard)
+            task.add_done_callback(self._finished)
 
-    async def _invoke(self, ref: Ref, lateness: float) -> None:
-        async with self._slots:
-            try:
-                await self._callback(ref, lateness)
-            except asyncio.CancelledError:
-                raise
-            except Exception:
-                logger.exception("scheduled check of %s failed; retrying in 10s", ref)
-                retry = self._clock() + datetime.timedelta(seconds=10)
-                if self._due.get(ref, retry) >= retry:
-                    self.schedule(ref, retry)
+    def _finished(self, task: asyncio.Task[None]) -> None:
+        self._running.discard(task)
+        self._wakeup.set()  # a slot is free: due entries waiting for one may start
+
+    async def _invoke(self, ref: Ref, lateness: float | None) -> None:
+        try:
+            await self._callback(ref, lateness)
+        except asyncio.CancelledError:
+            raise
+        except Exception:
+            logger.exception("scheduled check of %s failed; retrying in 10s", ref)
+            retry = self._clock() + datetime.timedelta(seconds=10)
+            if self._due.get(ref, retry) >= retry:
+                self.schedule(ref, retry, deadline=False)

@@ -8,8 +8,10 @@ needs one; metrics read a few fields kept beside them.
 
 from __future__ import annotations
 
+import array
 import asyncio
 import json
+import zlib
 from collections import defaultdict
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
@@ -24,6 +26,10 @@ if TYPE_CHECKING:
     from credop.controller.material import Owner, SecretRecord
 
 Body = dict[str, Any]
+Epoch = tuple[int, int, int, int]
+EPOCH_BUCKETS = 1 << 16
+"""Counters that Secret and record events move, shared by hash: a collision costs one needless reconcile,
+never a missed one, and 100,000 credentials cost no more memory than one."""
 
 
 def generation_of(body: Body) -> int:
@@ -54,6 +60,8 @@ class Summary:
     reason: str
     true_conditions: tuple[str, ...]
     expires_at: str | None
+    secret_name: str
+    """The one tenant Secret a reconcile of it reads (``spec.secretName``, else its own name)."""
 
     @classmethod
     def of(cls, body: Body) -> Summary:
@@ -61,8 +69,13 @@ class Summary:
         conditions = tuple(
             c["type"] for c in status.get("conditions") or [] if c.get("status") == "True" and "type" in c
         )
+        secret_name = str((body.get("spec") or {}).get("secretName") or body["metadata"].get("name", ""))
         return cls(
-            str(status.get("phase") or PENDING), str(status.get("reason") or ""), conditions, status.get("expiresAt")
+            str(status.get("phase") or PENDING),
+            str(status.get("reason") or ""),
+            conditions,
+            status.get("expiresAt"),
+            secret_name,
         )
 
 
@@ -99,12 +112,15 @@ class Store:
         self._own_versions: dict[ObjectRef, str] = {}
         self._versions: dict[ObjectRef, str] = {}
         self._uids: dict[ObjectRef, str] = {}
-        self._reconciled: dict[ObjectRef, tuple[str, tuple[int, int]]] = {}
+        self._reconciled: dict[ObjectRef, tuple[str, Epoch]] = {}
         self._epoch = 0
         self._namespace_epochs: dict[str, int] = defaultdict(int)
-        """Counters that move whenever something a reconcile reads besides the object's own body changes
-        (a policy or Secret in its namespace, a record of one of its credentials; anything else: all of
-        them): :meth:`unchanged_since_reconcile` compares them."""
+        self._bucket_epochs = array.array("Q", bytes(8 * EPOCH_BUCKETS))
+        """Counters that move whenever something a reconcile reads besides the object's own body changes:
+        a policy in its namespace; the tenant Secret it reads (by namespace and name) or its record (by
+        owner uid), in hashed buckets; anything else, all of them. :meth:`unchanged_since_reconcile`
+        compares them. At 100,000 credentials in one namespace, a Secret event that moved a counter for
+        the whole namespace would make every other credential count as changed."""
 
     def lock(self, ref: ObjectRef) -> asyncio.Lock:
         """The lock that makes one reconcile at a time per object (handler or scheduler)."""
@@ -121,22 +137,38 @@ class Store:
         self._uids[ref] = str(metadata.get("uid", ""))
 
     def touch(self, namespace: str | None = None) -> None:
-        """Something besides a credential's body changed: in ``namespace`` (a Secret, a record of one of its
-        credentials, a policy), or anywhere (``None``: the keyring, say)."""
+        """Something besides a credential's body changed that any credential in ``namespace`` may read
+        (a policy), or any credential anywhere (``None``: the keyring, say)."""
         if namespace is None:
             self._epoch += 1
         else:
             self._namespace_epochs[namespace] += 1
 
-    def epoch(self, ref: ObjectRef) -> tuple[int, int]:
-        """Where the counters :meth:`touch` moves stand for ``ref``."""
-        return self._epoch, self._namespace_epochs.get(ref.namespace, 0)
+    def touch_secret(self, namespace: str, name: str) -> None:
+        """The tenant Secret ``namespace/name`` changed (only a credential whose Secret name it is reads it)."""
+        self._bucket_epochs[_bucket("secret", namespace, name)] += 1
+
+    def touch_record(self, uid: str) -> None:
+        """The record of the credential ``uid`` changed."""
+        self._bucket_epochs[_bucket("record", uid)] += 1
+
+    def epoch(self, ref: ObjectRef) -> Epoch:
+        """Where the counters the ``touch`` methods move stand for ``ref``."""
+        summary = self.summaries.get(ref)
+        secret_name = summary.secret_name if summary is not None else ref.name
+        buckets = self._bucket_epochs
+        return (
+            self._epoch,
+            self._namespace_epochs.get(ref.namespace, 0),
+            buckets[_bucket("secret", ref.namespace, secret_name)],
+            buckets[_bucket("record", self._uids.get(ref, ""))],
+        )
 
     def version(self, ref: ObjectRef) -> str | None:
         """The resourceVersion of the body kept for ``ref``."""
         return self._versions.get(ref)
 
-    def note_reconciled(self, ref: ObjectRef, version: str | None, epoch: tuple[int, int]) -> None:
+    def note_reconciled(self, ref: ObjectRef, version: str | None, epoch: Epoch) -> None:
         """A reconcile that started from body ``version`` at ``epoch`` completed."""
         if version is not None:
             self._reconciled[ref] = (version, epoch)
@@ -287,3 +319,8 @@ class Store:
             if body is not None and ((body.get("spec") or {}).get("clientId") or ref.name) == client_id:
                 holders.append(body)
         return holders
+
+
+def _bucket(*key: str) -> int:
+    """The same bucket in every process (``hash`` of a string changes per process)."""
+    return zlib.crc32("\0".join(key).encode()) & (EPOCH_BUCKETS - 1)
