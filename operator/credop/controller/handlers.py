@@ -120,11 +120,12 @@ async def _preload(runtime: Runtime) -> None:
     for policy in await runtime.kube.list_all_objects(names.KEY_POLICIES):
         meta = policy["metadata"]
         runtime.store.set_policy(meta["namespace"], meta["name"], policy.get("spec") or {})
-    for secret in await runtime.kube.list_secret_metadata(names.MANAGED_SELECTOR):
-        if _is_record(runtime, secret["metadata"]):
-            _note_record(runtime, secret["metadata"], deleted=False)
-        else:
-            _remember_secret(runtime, secret["metadata"])
+    async for page in runtime.kube.secret_metadata_pages(names.MANAGED_SELECTOR):
+        for secret in page:
+            if _is_record(runtime, secret["metadata"]):
+                _note_record(runtime, secret["metadata"], deleted=False)
+            else:
+                _remember_secret(runtime, secret["metadata"])
 
 
 async def _keyring_housekeeping(runtime: Runtime) -> None:
