@@ -334,6 +334,7 @@ def test_a_deletion_no_watch_reported_is_made_good_by_the_periodic_resync(
 
         lossy.runtime.forget_credential = lose_the_first  # type: ignore[method-assign]
         cluster.custom.delete_namespaced_custom_object("credop.dev", "v1alpha1", namespace, SAK, "ghost")
+        lossy.runtime.note_listing()  # what the watch listing again (and so hiding the deletion) tells it
         record = f"credop-record-{uid}"
         wait_gone(lambda: cluster.core.read_namespaced_secret(record, OPERATOR_NAMESPACE), what="the record")
     assert [ref.name for ref in lost] == ["ghost"]

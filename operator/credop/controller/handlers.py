@@ -221,6 +221,8 @@ async def _credential_event(plural: str, event: kopf.RawEvent, memo: kopf.Memo) 
     if event["type"] == "DELETED":
         await runtime.forget_credential(ref, str(body["metadata"].get("uid", "")))
         return
+    if event["type"] is None:
+        runtime.note_listing()
     runtime.store.remember(ref, dict(body))
     if runtime.store.is_own_write(ref, body):
         return  # the status credop just wrote: nothing new to act on
