@@ -150,7 +150,10 @@ class ServiceState:
         self.metrics.credentials.set(len(self.view))
 
     def replace_objects(self, kind: Kind, bodies: Sequence[Mapping[str, Any]]) -> None:
-        self.view.replace_credentials(kind, [credential_of(kind, body) for body in bodies], now=self.now())
+        self.replace_credentials(kind, [credential_of(kind, body) for body in bodies])
+
+    def replace_credentials(self, kind: Kind, credentials: Sequence[Credential]) -> None:
+        self.view.replace_credentials(kind, list(credentials), now=self.now())
         self.metrics.credentials.set(len(self.view))
 
     def put_material(self, secret_key: str, material: SecretMaterial) -> None:

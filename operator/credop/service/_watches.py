@@ -1,7 +1,10 @@
 """Keeping a replica's view current: list-then-watch loops on the Kubernetes API, one thread each.
 
-Each loop lists its objects (the view replaces what it had, so deletions
-missed while disconnected are noticed), then watches from that list's
+Each loop lists its objects in pages, each listed object cut down in the
+watch thread to what the state keeps (``Feed.trim``: at 100,000 credentials
+the whole listing parsed at once was a peak of gigabytes the process kept),
+and the view replaces what it had, so deletions missed while disconnected are
+noticed; then it watches from that list's
 resourceVersion, and lists again when the watch expires (410) or breaks. The
 threads only read the API and parse JSON; every change is applied on the
 event loop (``call_soon_threadsafe``), so the view is only ever touched from
@@ -27,12 +30,21 @@ from credop.config import Config
 from credop.domain.keyring import decode_keyring
 from credop.kube.client import Kube
 from credop.service._kube import REVOCATIONS_ROLE, TENANT_LABEL
-from credop.service._records import API_CLIENT, SERVICE_ACCOUNT_KEY, Kind, material_of, record_owner_uid
+from credop.service._records import (
+    API_CLIENT,
+    SERVICE_ACCOUNT_KEY,
+    Kind,
+    SecretMaterial,
+    credential_of,
+    material_of,
+    record_owner_uid,
+)
 from credop.service._state import ServiceState
 
 logger = logging.getLogger("credop.service.watch")
 Body = dict[str, Any]
 SERVER_TIMEOUT = 240
+PAGE = 500
 RETRY_DELAYS = (0.5, 30.0)
 """The first and the longest wait before listing again after a failure (doubling in between)."""
 
@@ -41,16 +53,22 @@ class WatchExpiredError(Exception):
     """The API server ended the watch with an ERROR event (e.g. 410 Gone): list again."""
 
 
+def _whole(body: Body) -> Any:
+    return body
+
+
 @dataclass(frozen=True)
 class Feed:
-    """What one watch delivers to the state: a whole listing, then single events."""
+    """What one watch delivers to the state: a whole listing (each object trimmed), then single events."""
 
     name: str
     list_call: Callable[..., Any]
     args: tuple[Any, ...]
     selectors: Mapping[str, str]
-    on_listing: Callable[[list[Body]], None]
+    on_listing: Callable[[list[Any]], None]
     on_event: Callable[[str, Body], None]
+    trim: Callable[[Body], Any] = _whole
+    """What the state keeps of a listed object, made in the watch thread (a pure function)."""
 
 
 class WatchLoop:
@@ -103,12 +121,20 @@ class WatchLoop:
                 delay = min(RETRY_DELAYS[1], delay * 2)
 
     def _list(self) -> str:
-        response = self.feed.list_call(*self.feed.args, _preload_content=False, **self.feed.selectors)
-        listing = json.loads(response.data)
-        self._deliver(self._listed, list(listing.get("items") or []))
+        kept: list[Any] = []
+        token: str | None = None
+        while True:
+            pages = {"limit": PAGE, **({"_continue": token} if token else {})}
+            response = self.feed.list_call(*self.feed.args, _preload_content=False, **pages, **self.feed.selectors)
+            listing = json.loads(response.data)
+            kept.extend(self.feed.trim(item) for item in listing.get("items") or [])
+            token = listing["metadata"].get("continue")
+            if not token:
+                break
+        self._deliver(self._listed, kept)
         return str(listing["metadata"]["resourceVersion"])
 
-    def _listed(self, items: list[Body]) -> None:
+    def _listed(self, items: list[Any]) -> None:
         self.feed.on_listing(items)
         self._state.unsynced.discard(self.feed.name)
 
@@ -169,8 +195,9 @@ def credential_feed(kube: Kube, state: ServiceState, kind: Kind) -> Feed:
         list_call=kube.custom.list_cluster_custom_object,
         args=(GROUP, VERSION, plural),
         selectors={},
-        on_listing=lambda items: state.replace_objects(kind, items),
+        on_listing=lambda credentials: state.replace_credentials(kind, credentials),
         on_event=on_event,
+        trim=lambda body: credential_of(kind, body),
     )
 
 
@@ -210,8 +237,7 @@ def record_feed(kube: Kube, state: ServiceState, config: Config) -> Feed:
         if owner is not None:
             state.view.drop_material(str(meta.get("name")), owner)
 
-    def on_listing(items: list[Body]) -> None:
-        found = ((str(item["metadata"].get("name")), material_of(item)) for item in items)
+    def on_listing(found: list[tuple[str, SecretMaterial | None]]) -> None:
         state.view.replace_materials((key, material) for key, material in found if material is not None)
 
     return Feed(
@@ -221,6 +247,7 @@ def record_feed(kube: Kube, state: ServiceState, config: Config) -> Feed:
         selectors={"label_selector": names.RECORD_SELECTOR},
         on_listing=on_listing,
         on_event=on_event,
+        trim=lambda item: (str(item["metadata"].get("name")), material_of(item)),
     )
 
 
