@@ -59,9 +59,15 @@ def apply_examples(kubeconfig: str, *, webhooks: bool = False) -> None:
         dry_run = [] if webhooks else ["--dry-run=server"]
         result = kubectl(kubeconfig, "apply", *dry_run, "-n", EXAMPLES_NAMESPACE, "-f", str(refused), check=False)
         if webhooks:
-            kubectl(kubeconfig, "delete", "--ignore-not-found", "-n", EXAMPLES_NAMESPACE, "-f", str(refused), check=False)
+            kubectl(
+                kubeconfig, "delete", "--ignore-not-found", "-n", EXAMPLES_NAMESPACE, "-f", str(refused), check=False
+            )
         answer = " ".join(line.strip() for line in result.stderr.strip().splitlines() if line.strip())
-        verdict = f"refused: {answer}" if result.returncode else "accepted by the API server (the webhook or controller refuses it)"
+        verdict = (
+            f"refused: {answer}"
+            if result.returncode
+            else "accepted by the API server (the webhook or controller refuses it)"
+        )
         print(f"refused/{refused.name}: {verdict}", flush=True)
 
 
@@ -75,7 +81,9 @@ async def serve(kubeconfig: str, namespace: str, port: int, stop: threading.Even
     from credop.config import Config
     from credop.controller.main import run_operator
 
-    config = Config(namespace=namespace, endpoint=f"http://127.0.0.1:{port}", kubeconfig=Path(kubeconfig), leader_election=False)
+    config = Config(
+        namespace=namespace, endpoint=f"http://127.0.0.1:{port}", kubeconfig=Path(kubeconfig), leader_election=False
+    )
     operator = asyncio.create_task(run_operator(config, stop_flag=stop, ready_flag=ready))
     # kopf takes SIGINT/SIGTERM for itself: when it stops, the service stops too.
     operator.add_done_callback(lambda _: stop.set())
@@ -116,10 +124,16 @@ def run_on_node(namespace: str) -> None:
     from testbed import ControlPlane, image_refs
 
     started = time.monotonic()
-    print("starting the one-node cluster (etcd, kube-apiserver, controllers, scheduler; node: containerd, kubelet, kube-proxy, CoreDNS) ...", flush=True)
+    print(
+        "starting the one-node cluster (etcd, kube-apiserver, controllers, scheduler; node: containerd, kubelet, kube-proxy, CoreDNS) ...",
+        flush=True,
+    )
     with ControlPlane.start(node=True) as plane:
         assert plane.node is not None
-        print(f"cluster {plane.version()} ready in {plane.boot_seconds:.1f}s (node {plane.node.name}, pods {plane.node.network.pod_cidr})", flush=True)
+        print(
+            f"cluster {plane.version()} ready in {plane.boot_seconds:.1f}s (node {plane.node.name}, pods {plane.node.network.pod_cidr})",
+            flush=True,
+        )
         repository, tag = image_refs()["credop"].rsplit(":", 1)
         print(f"helm install credop charts/credop -n {namespace} (image {repository}:{tag}) ...", flush=True)
         installing = time.monotonic()
@@ -134,7 +148,10 @@ def run_on_node(namespace: str) -> None:
         kubectl(kubeconfig, "create", "namespace", EXAMPLES_NAMESPACE, check=False)
         apply_examples(kubeconfig, webhooks=True)
         print_status(kubeconfig)
-        print(f"everything up in {time.monotonic() - started:.0f}s; credential service: https://credop.{namespace}.svc (in the cluster; clients trust tokenCA from their Secret)", flush=True)
+        print(
+            f"everything up in {time.monotonic() - started:.0f}s; credential service: https://credop.{namespace}.svc (in the cluster; clients trust tokenCA from their Secret)",
+            flush=True,
+        )
         print(f"export KUBECONFIG={kubeconfig}", flush=True)
         print("Ctrl-C stops the cluster.", flush=True)
         signal.pause()
