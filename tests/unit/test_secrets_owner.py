@@ -73,20 +73,25 @@ class CollectedDuringRotation(RecordOnly):
         raise NotFoundError(name)
 
 
-async def test_a_rotation_whose_secret_was_collected_meanwhile_creates_nothing() -> None:
-    kube = CollectedDuringRotation()
+async def rotate_ghost(kube: CollectedDuringRotation) -> None:
+    """A manual rotation of the key ``ghost`` to new material, through ``kube``."""
     secrets = CredentialSecrets(kube, namespace="credop-system", on_written=lambda *_: None)  # type: ignore[arg-type]
     material = Material("crak_old", "crsk_new", "hmac-sha256$k1$y", {"secretKey": "crsk_new"})
+    await secrets.rotate(
+        OWNER,
+        "ghost",
+        request="manual:r1",
+        make_material=lambda _identifier: material,
+        now=NOW,
+        grace=datetime.timedelta(0),
+        generation=1,
+    )
+
+
+async def test_a_rotation_whose_secret_was_collected_meanwhile_creates_nothing() -> None:
+    kube = CollectedDuringRotation()
     with pytest.raises(OwnerGoneError):
-        await secrets.rotate(
-            OWNER,
-            "ghost",
-            request="manual:r1",
-            make_material=lambda _identifier: material,
-            now=NOW,
-            grace=datetime.timedelta(0),
-            generation=1,
-        )
+        await rotate_ghost(kube)
     assert kube.created == []
 
 
@@ -112,16 +117,6 @@ class RewrittenOnEveryWrite(CollectedDuringRotation):
 
 async def test_a_secret_rewritten_on_every_write_is_left_to_a_later_reconcile() -> None:
     kube = RewrittenOnEveryWrite()
-    secrets = CredentialSecrets(kube, namespace="credop-system", on_written=lambda *_: None)  # type: ignore[arg-type]
-    material = Material("crak_old", "crsk_new", "hmac-sha256$k1$y", {"secretKey": "crsk_new"})
     with pytest.raises(ConflictError):
-        await secrets.rotate(
-            OWNER,
-            "ghost",
-            request="manual:r1",
-            make_material=lambda _identifier: material,
-            now=NOW,
-            grace=datetime.timedelta(0),
-            generation=1,
-        )
+        await rotate_ghost(kube)
     assert kube.replaces == 2 and kube.created == []
