@@ -87,12 +87,7 @@ class TurnBatchingHandler(logging.StreamHandler[TextIO]):
 
     def emit(self, record: logging.LogRecord) -> None:
         try:
-            self._pending.append(self.format(record) + self.terminator)
-            loop = _running_loop()
-            if loop is None:
-                self._write_pending()
-            elif len(self._pending) == 1:
-                loop.call_soon(self.flush)
+            self._add(self.format(record))
         except Exception:
             self.handleError(record)
 
@@ -107,14 +102,18 @@ class TurnBatchingHandler(logging.StreamHandler[TextIO]):
         """Write a line formatted elsewhere, in its place among the handler's other lines."""
         self.acquire()
         try:
-            self._pending.append(line + self.terminator)
-            loop = _running_loop()
-            if loop is None:
-                self._write_pending()
-            elif len(self._pending) == 1:
-                loop.call_soon(self.flush)
+            self._add(line)
         finally:
             self.release()
+
+    def _add(self, line: str) -> None:
+        """Off the loop, write at once (after any lines waiting); on it, at the end of this turn."""
+        self._pending.append(line + self.terminator)
+        loop = _running_loop()
+        if loop is None:
+            self._write_pending()
+        elif len(self._pending) == 1:
+            loop.call_soon(self.flush)
 
     def _write_pending(self) -> None:
         if not self._pending:

@@ -149,9 +149,6 @@ class ServiceState:
         self.usage.forget(uid)
         self.metrics.credentials.set(len(self.view))
 
-    def replace_objects(self, kind: Kind, bodies: Sequence[Mapping[str, Any]]) -> None:
-        self.replace_credentials(kind, [credential_of(kind, body) for body in bodies])
-
     def replace_credentials(self, kind: Kind, credentials: Sequence[Credential]) -> None:
         self.view.replace_credentials(kind, list(credentials), now=self.now())
         self.metrics.credentials.set(len(self.view))
