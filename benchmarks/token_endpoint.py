@@ -59,7 +59,7 @@ def _log_as_shipped() -> None:
     configure_logging(level="INFO", stream=(HERE / "results" / "token_endpoint.log").open("w"))
 
 
-def _serve(port: int, workers: int) -> None:
+def _serve(port: int, workers: int, *, ablation: bool = False) -> None:
     """Build the state's inputs once, then serve them from ``workers`` processes on one port."""
     import uuid
 
@@ -81,7 +81,7 @@ def _serve(port: int, workers: int) -> None:
     for _index in range(1, workers):
         pid = os.fork()
         if pid == 0:
-            _worker(port, keyring, client, key, secret_key, password, announce=False)
+            _worker(port, keyring, client, key, secret_key, password, announce=False, ablation=ablation)
             os._exit(0)
         children.append(pid)
     print(
@@ -89,20 +89,22 @@ def _serve(port: int, workers: int) -> None:
         flush=True,
     )
     try:
-        _worker(port, keyring, client, key, secret_key, password, announce=True)
+        _worker(port, keyring, client, key, secret_key, password, announce=True, ablation=ablation)
     finally:
         for pid in children:
             os.kill(pid, signal.SIGTERM)
 
 
-def _worker(port: int, keyring: Any, client: Any, key: Any, secret_key: str, password: str, *, announce: bool) -> None:
+def _worker(
+    port: int, keyring: Any, client: Any, key: Any, secret_key: str, password: str, *, announce: bool, ablation: bool
+) -> None:
     from credop.service._workers import run_event_loop
 
-    run_event_loop(_serve_one(port, keyring, client, key, secret_key, password, announce=announce))
+    run_event_loop(_serve_one(port, keyring, client, key, secret_key, password, announce=announce, ablation=ablation))
 
 
 async def _serve_one(
-    port: int, keyring: Any, client: Any, key: Any, secret_key: str, password: str, *, announce: bool
+    port: int, keyring: Any, client: Any, key: Any, secret_key: str, password: str, *, announce: bool, ablation: bool
 ) -> None:
     from aiohttp import web
     from cryptography.hazmat.primitives import hashes
@@ -132,6 +134,10 @@ async def _serve_one(
 
     app.router.add_get("/hello", hello)
     app.router.add_get("/floor", floor)
+    if ablation:
+        from benchmarks import token_ablation
+
+        token_ablation.add_routes(app, state, lambda: private.sign(signing_input, algorithm))
     runner = web.AppRunner(app, access_log=None)
     await runner.setup()
     await web.TCPSite(runner, "127.0.0.1", port, reuse_port=True).start()
@@ -152,10 +158,10 @@ def free_port() -> int:
 
 
 def start_server(
-    port: int, *, workers: int = 1, cpus: set[int] | None = None
+    port: int, *, workers: int = 1, cpus: set[int] | None = None, ablation: bool = False
 ) -> tuple[subprocess.Popen[str], dict[str, str]]:
     command = [sys.executable, "-m", "benchmarks.token_endpoint", "--serve", "--port", str(port)]
-    command += ["--workers", str(workers)]
+    command += ["--workers", str(workers)] + (["--ablation"] if ablation else [])
     server = subprocess.Popen(command, stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True, cwd=HERE.parent)
     if hasattr(os, "sched_setaffinity"):
         os.sched_setaffinity(server.pid, cpus if cpus is not None else {SERVER_CPU})
@@ -376,9 +382,10 @@ def main() -> None:
     parser.add_argument("--serve", action="store_true", help=argparse.SUPPRESS)
     parser.add_argument("--port", type=int, default=0, help=argparse.SUPPRESS)
     parser.add_argument("--workers", type=int, default=1, help=argparse.SUPPRESS)
+    parser.add_argument("--ablation", action="store_true", help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.serve:
-        _serve(args.port, args.workers)
+        _serve(args.port, args.workers, ablation=args.ablation)
         return
     seconds, repeat = (1.0, 1) if args.quick else (args.seconds, args.repeat)
     run_benchmark(
