@@ -10,8 +10,9 @@ from __future__ import annotations
 
 import array
 import asyncio
+import hashlib
 import json
-import zlib
+import os
 from collections import defaultdict
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
@@ -96,7 +97,7 @@ class RecordInfo:
 
 
 class Store:
-    def __init__(self) -> None:
+    def __init__(self, *, bucket_key: bytes | None = None) -> None:
         self._bodies: dict[ObjectRef, bytes] = {}
         self.summaries: dict[ObjectRef, Summary] = {}
         self.policies: dict[str, dict[str, KeyPolicySpec]] = defaultdict(dict)
@@ -121,6 +122,8 @@ class Store:
         owner uid), in hashed buckets; anything else, all of them. :meth:`unchanged_since_reconcile`
         compares them. At 100,000 credentials in one namespace, a Secret event that moved a counter for
         the whole namespace would make every other credential count as changed."""
+        self._bucket_hash = hashlib.blake2b(key=bucket_key or os.urandom(16), digest_size=8)
+        """Keyed, per process: a tenant cannot compute Secret names that share another credential's bucket."""
 
     def lock(self, ref: ObjectRef) -> asyncio.Lock:
         """The lock that makes one reconcile at a time per object (handler or scheduler)."""
@@ -146,11 +149,11 @@ class Store:
 
     def touch_secret(self, namespace: str, name: str) -> None:
         """The tenant Secret ``namespace/name`` changed (only a credential whose Secret name it is reads it)."""
-        self._bucket_epochs[_bucket("secret", namespace, name)] += 1
+        self._bucket_epochs[self._bucket("secret", namespace, name)] += 1
 
     def touch_record(self, uid: str) -> None:
         """The record of the credential ``uid`` changed."""
-        self._bucket_epochs[_bucket("record", uid)] += 1
+        self._bucket_epochs[self._bucket("record", uid)] += 1
 
     def epoch(self, ref: ObjectRef) -> Epoch:
         """Where the counters the ``touch`` methods move stand for ``ref``."""
@@ -160,9 +163,14 @@ class Store:
         return (
             self._epoch,
             self._namespace_epochs.get(ref.namespace, 0),
-            buckets[_bucket("secret", ref.namespace, secret_name)],
-            buckets[_bucket("record", self._uids.get(ref, ""))],
+            buckets[self._bucket("secret", ref.namespace, secret_name)],
+            buckets[self._bucket("record", self._uids.get(ref, ""))],
         )
+
+    def _bucket(self, *key: str) -> int:
+        hasher = self._bucket_hash.copy()
+        hasher.update("\0".join(key).encode())
+        return int.from_bytes(hasher.digest(), "big") & (EPOCH_BUCKETS - 1)
 
     def version(self, ref: ObjectRef) -> str | None:
         """The resourceVersion of the body kept for ``ref``."""
@@ -319,8 +327,3 @@ class Store:
             if body is not None and ((body.get("spec") or {}).get("clientId") or ref.name) == client_id:
                 holders.append(body)
         return holders
-
-
-def _bucket(*key: str) -> int:
-    """The same bucket in every process (``hash`` of a string changes per process)."""
-    return zlib.crc32("\0".join(key).encode()) & (EPOCH_BUCKETS - 1)
