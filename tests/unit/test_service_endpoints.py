@@ -8,11 +8,14 @@ import json
 from typing import Any
 from urllib.parse import urlencode
 
+import jwt
 import pytest
 from aiohttp.test_utils import TestClient
 
+from credop.domain.conditions import timestamp
 from credop.domain.tokens import KEY_TOKEN_TYPE, key_token_claims
 from credop.service import ServiceState
+from credop.service._records import SERVICE_ACCOUNT_KEY
 from tests.servicekit import (
     TEST_ISSUER,
     FakeClock,
@@ -279,6 +282,26 @@ async def test_verify_a_token_says_what_it_may_do(
     assert answer["permissionLevel"] == permission and answer["tenant"] == "team-a"
     assert answer["methodAllowed"] is allowed
     assert ("POST" in answer["allowedMethods"]) is (permission == "CanEdit")
+
+
+async def test_verify_a_token_says_when_it_expires(http: Http, state: ServiceState) -> None:
+    token = await token_for(http, add_client(state, "c", validity=300))
+    expires = jwt.decode(token, options={"verify_signature": False})["exp"]
+    assert (await verify(http, {"token": token}))[1]["expiresAt"] == timestamp(
+        datetime.datetime.fromtimestamp(expires, datetime.UTC)
+    )
+
+
+async def test_verify_describes_a_changed_credential_anew(http: Http, state: ServiceState) -> None:
+    """Answers are built once per credential record and scopes; a new record is described again."""
+    viewer = [{"name": "CloudAccountViewer", "scope": ["acct-1"]}]
+    key = add_key(state, "k", roles=viewer)
+    request = {"accessKeyId": key.identifier, "secretKey": key.secret}
+    assert (await verify(http, request))[1]["roles"] == viewer
+    widened = [{"name": "CloudAccountViewer", "scope": ["acct-1", "acct-2"]}]
+    uid = key.body["metadata"]["uid"]
+    state.put_object(SERVICE_ACCOUNT_KEY, key_object("k", access_key_id=key.identifier, roles=widened, uid=uid))
+    assert (await verify(http, request))[1]["roles"] == widened
 
 
 async def test_verify_an_access_key_and_secret(http: Http, state: ServiceState, clock: FakeClock) -> None:

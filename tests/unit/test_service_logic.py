@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import datetime
+import hashlib
 import itertools
 
 import pytest
@@ -18,7 +19,7 @@ from credop.domain.tokens import (
     token_is_current,
     token_lifetime,
 )
-from credop.service._caches import CheckedTokens, VerifiedSecrets
+from credop.service._caches import CheckedTokens, KeyedFingerprints, VerifiedSecrets
 from credop.service._ratelimit import Allowance, FailureLimiter, retry_after_header
 from credop.service._records import client_of, key_of, material_of
 from credop.service._revocations import RevokedTokens
@@ -263,6 +264,16 @@ def test_verified_secrets_hold_fingerprints_only_and_depend_on_the_verifier() ->
     assert ("uid-1", fingerprint) not in cache  # bounded per credential
     cache.forget("uid-1")
     assert len(cache) == 0
+
+
+def test_keyed_fingerprints_are_keyed_blake2b_of_length_prefixed_parts() -> None:
+    key = bytes(range(32))
+    fingerprints = KeyedFingerprints(key)
+    framed = b"\x00\x00\x00\x02ab\x00\x00\x00\x01c"
+    assert fingerprints.of("ab", "c") == hashlib.blake2b(framed, key=key, digest_size=32).digest()
+    assert fingerprints.of("ab", "c") == fingerprints.of("ab", "c")  # the keyed state is copied, never advanced
+    assert fingerprints.of("ab", "c") != fingerprints.of("a", "bc")
+    assert fingerprints.of("ab", "c") != KeyedFingerprints(bytes(32)).of("ab", "c")
 
 
 def test_checked_tokens_expire_with_the_token_and_with_their_key() -> None:

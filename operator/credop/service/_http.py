@@ -49,6 +49,9 @@ NO_STORE = {"Cache-Control": "no-store", "Pragma": "no-cache"}
 INTROSPECTED_CLAIMS = ("exp", "iat", "nbf", "sub", "aud", "iss", "jti", "client_id", "tenant")
 VERIFY_FIELDS = {"token", "accessKeyId", "secretKey", "clientId", "clientSecret", "method"}
 JSON_MEDIA_TYPE = "application/json"
+RFC3339_SECONDS = "%Y-%m-%dT%H:%M:%SZ"
+""":func:`credop.domain.conditions.timestamp`'s format, for ``time.strftime`` of a claim's epoch seconds."""
+MAX_REMEMBERED_DESCRIPTIONS = 100_000
 _JSON_HEADERS: CIMultiDict[str] = CIMultiDict({"Content-Type": JSON_MEDIA_TYPE})
 _JSON_NO_STORE_HEADERS: CIMultiDict[str] = CIMultiDict({"Content-Type": JSON_MEDIA_TYPE, **NO_STORE})
 
@@ -69,6 +72,8 @@ class Endpoints:
     def __init__(self, state: ServiceState) -> None:
         self.state = state
         self._trusted = trusted_networks(state.settings.trusted_proxies)
+        self._descriptions: dict[tuple[str, tuple[str, ...]], tuple[Credential, dict[str, Any]]] = {}
+        """Verify answers without ``expiresAt``, by credential uid and scopes, with the record they describe."""
         metrics = state.metrics
         self._issued = {kind: metrics.tokens_issued.labels(kind) for kind in (API_CLIENT, SERVICE_ACCOUNT_KEY)}
         self._results = {
@@ -239,7 +244,7 @@ class Endpoints:
             active = state.tokens.active(token, now=now)
             if active is None:
                 return {"valid": False}
-            expires = datetime.datetime.fromtimestamp(int(active.claims["exp"]), datetime.UTC)
+            expires = time.strftime(RFC3339_SECONDS, time.gmtime(int(active.claims["exp"])))
             return self._describe(active.credential, active.scopes, expires)
         key = state.tokens.key_of_key_token(token) if kind == KEY_TOKEN_TYPE else None
         if key is None:
@@ -254,11 +259,21 @@ class Endpoints:
             if error.status == 429:
                 raise
             return {"valid": False}
-        return self._describe(credential, state.view.allowed_scopes(credential), credential.expires_at)
+        expires = timestamp(credential.expires_at) if credential.expires_at is not None else None
+        return self._describe(credential, state.view.allowed_scopes(credential), expires)
 
-    def _describe(
-        self, credential: Credential, scopes: tuple[str, ...], expires_at: datetime.datetime | None
-    ) -> dict[str, Any]:
+    def _describe(self, credential: Credential, scopes: tuple[str, ...], expires_at: str | None) -> dict[str, Any]:
+        """A fresh answer; what the credential's record and the scopes fix is built once per record."""
+        key = (credential.uid, scopes)
+        known = self._descriptions.get(key)
+        if known is None or known[0] is not credential:
+            if len(self._descriptions) >= MAX_REMEMBERED_DESCRIPTIONS:
+                self._descriptions.clear()
+            known = self._descriptions[key] = (credential, self._description(credential, scopes))
+        return {**known[1], "expiresAt": expires_at}
+
+    @staticmethod
+    def _description(credential: Credential, scopes: tuple[str, ...]) -> dict[str, Any]:
         identifier = "clientId" if credential.kind == API_CLIENT else "accessKeyId"
         answer: dict[str, Any] = {
             "valid": True,
@@ -270,7 +285,7 @@ class Endpoints:
             "roles": [role.to_wire() for role in credential.roles],
             "scope": " ".join(scopes),
             "allowedMethods": list(methods_for_scopes(scopes)),
-            "expiresAt": timestamp(expires_at) if expires_at is not None else None,
+            "expiresAt": None,
         }
         if credential.kind == API_CLIENT:
             answer["permissionLevel"] = credential.permission
