@@ -28,6 +28,7 @@ from benchmarks.harness import REPO, RESULTS
 
 FULL = {
     "token_endpoint": [],
+    "token_ablation": ["--rounds", "7"],
     "hydra": [],
     "reconcile_throughput": ["--count", "1000", "--repeat", "2"],
     "scale": ["--sizes", "1000,5000,10000", "--idle", "30"],
@@ -35,6 +36,7 @@ FULL = {
 }
 QUICK = {
     "token_endpoint": ["--quick"],
+    "token_ablation": ["--rounds", "1", "--seconds", "1"],
     "hydra": ["--seconds", "1", "--repeat", "1"],
     "reconcile_throughput": ["--count", "200"],
     "scale": ["--sizes", "200,400", "--idle", "5", "--resync", "10"],
