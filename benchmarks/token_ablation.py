@@ -113,8 +113,8 @@ def run(*, seconds: float, rounds: int, connections: int) -> None:
     print(f"{'step':<96} {'/ floor':>8} {'over floor':>11} {'this step':>10}")
     before = 0.0
     for name, label, _ in steps:
-        ratio = statistics.median(run[0] for run in measured[name])
-        over = statistics.median(run[1] - run[2] for run in measured[name])
+        ratio = statistics.median(each[0] for each in measured[name])
+        over = statistics.median(each[1] - each[2] for each in measured[name])
         print(f"{label:<96} {ratio:>8.2f} {over:>8.0f} us {over - before:>7.0f} us")
         before = over
 
