@@ -145,7 +145,8 @@ def test_fifty_concurrent_creates_never_show_more_than_five_active(cluster: Clus
     watcher.join(10)
     assert observed, "the watch saw nothing"
     assert max(observed) <= 5
-    assert count_active(cluster, namespace) == 5
+    # burst-00 was probably Active: its slot goes to the oldest waiting client, a moment later
+    wait_for(lambda: count_active(cluster, namespace) == 5, timeout=60, what="five Active after burst-00 left")
 
 
 def test_policy_limit_and_token_validity_bounds(cluster: Cluster, namespace: str) -> None:

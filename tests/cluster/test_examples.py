@@ -47,7 +47,9 @@ def test_the_accepted_examples(cluster: Cluster, namespace: str) -> None:
         lambda: sorted(str(p) for p in phases(cluster, namespace).values()) == ["Active"] * 5 + ["Inactive"] * 2,
         what="5 Active",
     )
-    assert status_of(cluster, namespace, "sixth-client", APIC)["reason"] == "ActiveLimitReached"
+    # one of the six waits: the one minted last (usually sixth-client; mints finish in any order)
+    reasons = [status_of(cluster, namespace, name, APIC).get("reason") for name in phases(cluster, namespace)]
+    assert reasons.count("ActiveLimitReached") == 1 and reasons.count("Active") == 5
     portal = status_of(cluster, namespace, "partner-portal", APIC)
     assert portal["reason"] == "Deactivated"
     assert portal["clientId"] == "partner-portal-prod"
