@@ -53,9 +53,13 @@ def became_true(
     return bool(new and new.get("status") == "True" and (old is None or old.get("status") != "True"))
 
 
+RFC3339_SECONDS = "%Y-%m-%dT%H:%M:%SZ"
+"""The ``strftime`` format of :func:`timestamp`."""
+
+
 def timestamp(instant: datetime.datetime) -> str:
     """RFC 3339 in UTC with seconds, as metav1.Time serialises."""
-    return instant.astimezone(datetime.UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+    return instant.astimezone(datetime.UTC).strftime(RFC3339_SECONDS)
 
 
 def precise_timestamp(instant: datetime.datetime) -> str:

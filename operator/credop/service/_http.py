@@ -21,7 +21,7 @@ from multidict import CIMultiDict
 from prometheus_client import CONTENT_TYPE_LATEST
 
 from credop import audit
-from credop.domain.conditions import timestamp
+from credop.domain.conditions import RFC3339_SECONDS, timestamp
 from credop.domain.tokens import (
     ACCESS_TOKEN_TYPE,
     KEY_TOKEN_TYPE,
@@ -49,8 +49,6 @@ NO_STORE = {"Cache-Control": "no-store", "Pragma": "no-cache"}
 INTROSPECTED_CLAIMS = ("exp", "iat", "nbf", "sub", "aud", "iss", "jti", "client_id", "tenant")
 VERIFY_FIELDS = {"token", "accessKeyId", "secretKey", "clientId", "clientSecret", "method"}
 JSON_MEDIA_TYPE = "application/json"
-RFC3339_SECONDS = "%Y-%m-%dT%H:%M:%SZ"
-""":func:`credop.domain.conditions.timestamp`'s format, for ``time.strftime`` of a claim's epoch seconds."""
 MAX_REMEMBERED_DESCRIPTIONS = 10_000
 """About 1 KB each: at most about 10 MB, cleared when full (rebuilding one costs 2 us)."""
 _JSON_HEADERS: CIMultiDict[str] = CIMultiDict({"Content-Type": JSON_MEDIA_TYPE})
